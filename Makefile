@@ -1,0 +1,57 @@
+# Everything a developer or CI needs; see README.md.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STACKWALKER := .cache/minidump/package/bin/linux-x64/minidump_stackwalk
+
+.PHONY: help setup run test unittest systemtest lint bench docs clean build dockerrun
+
+help:
+	@echo "make run    - start the collector (and processor) on 127.0.0.1:8000 with embedded defaults"
+	@echo "make test   - create .venv, install everything, run the whole test suite"
+	@echo "make lint   - ruff"
+	@echo "make bench  - benchmarks under bench/ (prints figures)"
+	@echo "make docs   - regenerate docs/configuration.md from the code"
+
+$(BIN)/.installed: requirements.txt setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(STACKWALKER):
+	bin/fetch_stackwalker.sh
+
+setup: $(BIN)/.installed $(STACKWALKER)
+
+run: setup
+	bin/run_local.sh
+
+test: setup
+	$(BIN)/pytest -q tests
+
+unittest: setup
+	$(BIN)/pytest -q tests/unittest
+
+systemtest: setup
+	$(BIN)/pytest -q tests/systemtest
+
+lint: setup
+	$(BIN)/ruff check antenna processor testlib tests bench
+
+bench: setup
+	$(BIN)/python -m bench.collector_bench
+	$(BIN)/python -m bench.processor_bench
+
+docs: setup
+	$(BIN)/python -m antenna.configdoc > docs/configuration.md
+
+build:
+	docker build -t antenna-pipeline .
+
+dockerrun:
+	docker compose up
+
+clean:
+	rm -rf $(VENV) .cache data .pytest_cache

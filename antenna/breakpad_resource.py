@@ -1,0 +1,179 @@
+"""``POST /submit``: the Breakpad/Crashpad submission endpoint.
+
+Answers in one ``text/plain`` line that clients understand: ``CrashID=bp-<id>`` (200),
+``Discarded=rule_<name>`` (200, don't retry), ``Discarded=malformed_<reason>`` (400),
+``Discarded=overloaded`` (503 with Retry-After).  A 200 with a CrashID means the crash
+is fsync'd in the spool and will reach storage.
+"""
+
+import datetime
+import logging
+
+from everett.manager import Option, parse_bool, parse_data_size
+
+from antenna import crashid, throttler
+from antenna.crashmover import Overloaded
+from antenna.payload import MalformedCrashReport, PayloadLimits, read_body
+
+LOGGER = logging.getLogger(__name__)
+
+COLLECTOR_VERSION = "antenna-pipeline/0.1.0"
+TOKEN_HEADER = "X-Crash-Id-Token"
+THROTTLE_METRIC = {
+    throttler.ACCEPT: "accept",
+    throttler.DEFER: "defer",
+    throttler.REJECT: "reject",
+    throttler.FAKEACCEPT: "fakeaccept",
+}
+
+
+def text(resp, status, body, **headers):
+    resp.status = status
+    resp.content_type = "text/plain"
+    resp.text = body + "\n"
+    for name, value in headers.items():
+        resp.set_header(name.replace("_", "-"), value)
+
+
+class BreakpadSubmitterResource:
+    """Parses, throttles and spools crash submissions."""
+
+    class Config:
+        dump_id_prefix = Option(default="bp-", doc="Prefix of the crash id in the response.")
+        max_compressed_size = Option(
+            default="25mb", parser=parse_data_size, doc="Largest request body accepted."
+        )
+        max_decompressed_size = Option(
+            default="100mb",
+            parser=parse_data_size,
+            doc="Largest decompressed body of a gzip'd request (stops gzip bombs early).",
+        )
+        max_parts = Option(default="64", parser=int, doc="Most multipart parts in one crash.")
+        max_annotation_size = Option(
+            default="1mb", parser=parse_data_size, doc="Largest single annotation value."
+        )
+        crash_id_reuse = Option(
+            default="true",
+            parser=parse_bool,
+            doc=(
+                "Reuse a valid ``crash_id`` (or ``uuid``) annotation as the crash id "
+                "(prod-to-dev siphoning). An id already in storage is never reused."
+            ),
+        )
+        secret_crash_id_reuse_token = Option(
+            default="",
+            doc=(
+                "When set, a client-supplied crash id is reused only if the request "
+                f"carries this value in the ``{TOKEN_HEADER}`` header."
+            ),
+        )
+
+    def __init__(self, config, throttler_, crashmover, crashstorage, metrics):
+        self.config = config.with_options(self)
+        self.throttler = throttler_
+        self.crashmover = crashmover
+        self.crashstorage = crashstorage
+        self.metrics = metrics
+        self.prefix = self.config("dump_id_prefix")
+        self.limits = PayloadLimits(
+            max_compressed=self.config("max_compressed_size"),
+            max_decompressed=self.config("max_decompressed_size"),
+            max_parts=self.config("max_parts"),
+            max_annotation=self.config("max_annotation_size"),
+        )
+
+    def on_post(self, req, resp):
+        with self.metrics.timer("on_post.time"):
+            self.metrics.incr("incoming_crash")
+            try:
+                report = read_body(
+                    req.bounded_stream,
+                    req.content_type,
+                    req.get_header("Content-Encoding"),
+                    req.content_length,
+                    self.limits,
+                )
+            except MalformedCrashReport as exc:
+                self.metrics.incr("malformed", tags={"reason": exc.reason})
+                LOGGER.info("malformed crash report: %s", exc.reason)
+                text(resp, "400 Bad Request", f"Discarded=malformed_{exc.reason}")
+                return
+            except OSError as exc:
+                LOGGER.info("error reading crash report body: %r", exc)
+                text(resp, "400 Bad Request", "Discarded=malformed_read_error")
+                return
+            self.handle_report(req, resp, report)
+
+    def handle_report(self, req, resp, report):
+        now = datetime.datetime.now(datetime.timezone.utc)
+        raw_crash = dict(report.annotations)
+        result, rule, percentage = self.throttler.throttle(
+            {**raw_crash, "dump_checksums": report.checksums}
+        )
+        reused = self.reusable_crash_id(req, raw_crash)
+        if reused and result in (throttler.ACCEPT, throttler.DEFER):
+            result = crashid.throttle_digit(reused)
+        self.metrics.incr(f"throttle.{THROTTLE_METRIC[result]}")
+        if result == throttler.REJECT:
+            LOGGER.info("rejected by rule %s", rule)
+            text(resp, "200 OK", f"Discarded=rule_{rule}")
+            return
+        crash_id = reused or crashid.create_crash_id(now, result)
+        if result == throttler.FAKEACCEPT:
+            LOGGER.info("fake-accepted by rule %s", rule, extra={"crash_id": crash_id})
+            text(resp, "200 OK", f"CrashID={self.prefix}{crash_id}")
+            return
+
+        report.crash_id = crash_id
+        raw_crash.update(
+            {
+                "uuid": crash_id,
+                "submitted_timestamp": now.isoformat(),
+                "timestamp": now.timestamp(),
+                "type_tag": self.prefix.rstrip("-"),
+                "dump_checksums": report.checksums,
+                "legacy_processing": result,
+                "throttle_rate": percentage,
+                "metadata": {
+                    **report.metadata,
+                    "collector_notes": report.notes,
+                    "dump_names": list(report.dumps),
+                    "payload_size": req.content_length,
+                    "throttle_rule": rule,
+                    "user_agent": req.user_agent or "",
+                    "collector_version": COLLECTOR_VERSION,
+                },
+            }
+        )
+        try:
+            self.crashmover.accept(report, raw_crash)
+        except Overloaded:
+            self.metrics.incr("overloaded")
+            LOGGER.warning("save queue full; asking client to retry", extra={"crash_id": crash_id})
+            text(
+                resp,
+                "503 Service Unavailable",
+                "Discarded=overloaded",
+                Retry_After=str(self.crashmover.retry_after),
+            )
+            return
+        LOGGER.info(
+            "accepted crash (%s, rule %s)", throttler.RESULT_NAMES[result], rule,
+            extra={"crash_id": crash_id},
+        )
+        text(resp, "200 OK", f"CrashID={self.prefix}{crash_id}")
+
+    def reusable_crash_id(self, req, raw_crash):
+        """A client-supplied crash id we may reuse, or None."""
+        if not self.config("crash_id_reuse"):
+            return None
+        candidate = raw_crash.get("crash_id") or raw_crash.get("uuid")
+        if not crashid.is_valid_crash_id(candidate):
+            return None
+        token = self.config("secret_crash_id_reuse_token")
+        if token and req.get_header(TOKEN_HEADER) != token:
+            return None
+        if self.crashstorage.crash_exists(candidate):
+            LOGGER.info("client crash id already stored; minting a new one", extra={"crash_id": candidate})
+            return None
+        return candidate

@@ -1,0 +1,217 @@
+"""Crashmovers: gevent coroutines that move spooled crashes to storage, then publish.
+
+The request handler spools a crash (fsync'd) and queues it here; it answers 200 only
+after that.  Movers save with retries and back-off until the save succeeds, publish
+ACCEPTed crash ids, and only then delete the spooled copy.  The queue is bounded
+by bytes: when it is full the handler answers 503 and the client retries later,
+so memory stays flat however slow storage gets.
+"""
+
+import logging
+import time
+
+import gevent
+import gevent.event
+import gevent.queue
+from everett.manager import Option, parse_bool, parse_data_size
+
+from antenna.spool import Spool
+from antenna.throttler import ACCEPT
+
+LOGGER = logging.getLogger(__name__)
+
+STOP = object()
+
+
+class Overloaded(Exception):
+    """The save queue is full; the client should retry later."""
+
+
+class QueueItem:
+    """A queued crash: its spool entry, and its content while it is still in memory."""
+
+    __slots__ = ("entry", "raw_crash", "dumps", "queued_at")
+
+    def __init__(self, entry, raw_crash=None, dumps=None):
+        self.entry = entry
+        self.raw_crash = raw_crash
+        self.dumps = dumps
+        self.queued_at = time.monotonic()
+
+
+def run_blocking(component, func, *args):
+    """Run ``func`` in gevent's thread pool when ``component`` does blocking I/O."""
+    if getattr(component, "blocking_io", False):
+        return gevent.get_hub().threadpool.apply(func, args)
+    return func(*args)
+
+
+class CrashMover:
+    """Owns the spool, the save queue and the mover coroutines of one worker process."""
+
+    class Config:
+        concurrent_crashmovers = Option(
+            default="8",
+            parser=int,
+            doc="Number of coroutines saving crashes to storage in parallel.",
+        )
+        crashmover_max_queue_bytes = Option(
+            default="256mb",
+            parser=parse_data_size,
+            doc=(
+                "Bytes of crashes allowed to wait for storage before new submissions get "
+                "``503 Discarded=overloaded`` with Retry-After."
+            ),
+        )
+        crashmover_spool_dir = Option(
+            default="./data/spool",
+            doc="Local folder where crashes are fsync'd before the client gets its 200.",
+        )
+        crashmover_spool_fsync = Option(
+            default="true",
+            parser=parse_bool,
+            doc="fsync spooled crashes; turn off only where losing power may lose crashes.",
+        )
+        crashmover_retry_max_sleep = Option(
+            default="30",
+            parser=float,
+            doc="Longest back-off, in seconds, between two attempts to save or publish.",
+        )
+        crashmover_retry_after = Option(
+            default="10",
+            parser=int,
+            doc="Retry-After seconds sent with ``503 Discarded=overloaded``.",
+        )
+        crashmover_adopt_interval = Option(
+            default="30",
+            parser=float,
+            doc="Seconds between scans for crashes left in the spool by dead workers.",
+        )
+
+    def __init__(self, config, crashstorage, crashpublish, metrics):
+        self.config = config.with_options(self)
+        self.crashstorage = crashstorage
+        self.crashpublish = crashpublish
+        self.metrics = metrics
+        self.max_queue_bytes = self.config("crashmover_max_queue_bytes")
+        self.retry_after = self.config("crashmover_retry_after")
+        self.max_sleep = self.config("crashmover_retry_max_sleep")
+        self.spool = Spool(
+            self.config("crashmover_spool_dir"), fsync=self.config("crashmover_spool_fsync")
+        )
+        self.queue = gevent.queue.Queue()
+        self.queued_bytes = 0
+        self.in_flight = 0
+        self.idle = gevent.event.Event()
+        self.idle.set()
+        self.workers = []
+        self.adopter = None
+        self.accepting = True
+
+    def start(self):
+        """Spawn the movers and queue whatever dead workers left in the spool."""
+        self.adopt_orphans()
+        self.workers = [
+            gevent.spawn(self.mover_loop) for _ in range(self.config("concurrent_crashmovers"))
+        ]
+        self.adopter = gevent.spawn(self.adopter_loop)
+
+    def adopt_orphans(self):
+        for entry in self.spool.adopt_orphans():
+            LOGGER.info("re-queued spooled crash", extra={"crash_id": entry.crash_id})
+            self.enqueue(QueueItem(entry))
+
+    def adopter_loop(self):
+        interval = self.config("crashmover_adopt_interval")
+        while True:
+            gevent.sleep(interval)
+            try:
+                self.adopt_orphans()
+            except Exception:
+                LOGGER.exception("spool adoption failed")
+
+    def enqueue(self, item):
+        self.queued_bytes += item.entry.size
+        self.in_flight += 1
+        self.idle.clear()
+        self.queue.put(item)
+        self.metrics.gauge("save_queue_size", self.queue.qsize())
+
+    def accept(self, report, raw_crash):
+        """Spool a crash and queue it; raise ``Overloaded`` when the queue is full."""
+        if not self.accepting or self.queued_bytes + report.size > self.max_queue_bytes:
+            raise Overloaded()
+        entry = gevent.get_hub().threadpool.apply(self.spool.write, (report, raw_crash))
+        self.enqueue(QueueItem(entry, raw_crash, report.dumps))
+        return entry
+
+    def mover_loop(self):
+        while True:
+            item = self.queue.get()
+            if item is STOP:
+                return
+            try:
+                self.handle(item)
+            except Exception:
+                # Never lose a mover; the crash stays spooled and is retried via adoption.
+                LOGGER.exception("crash handling failed", extra={"crash_id": item.entry.crash_id})
+            finally:
+                self.queued_bytes -= item.entry.size
+                self.in_flight -= 1
+                self.metrics.gauge("save_queue_size", self.queue.qsize())
+                if self.in_flight == 0:
+                    self.idle.set()
+
+    def handle(self, item):
+        crash_id = item.entry.crash_id
+        if item.raw_crash is None:
+            item.raw_crash, item.dumps = self.spool.read(item.entry)
+        with self.metrics.timer("crash_save.time"):
+            self.retry("save", crash_id, self.save, crash_id, item.raw_crash, item.dumps)
+        self.metrics.incr("save_crash.count")
+        LOGGER.info("saved crash", extra={"crash_id": crash_id})
+        if item.raw_crash.get("legacy_processing") == ACCEPT:
+            self.retry("publish", crash_id, self.crashpublish.publish, crash_id)
+            self.metrics.incr("publish_crash.count")
+        self.spool.remove(item.entry)
+        self.metrics.timing("crash_handling.time", (time.monotonic() - item.queued_at) * 1000.0)
+
+    def save(self, crash_id, raw_crash, dumps):
+        run_blocking(self.crashstorage, self.crashstorage.save_crash, crash_id, raw_crash, dumps)
+
+    def retry(self, what, crash_id, func, *args):
+        """Call ``func`` until it succeeds, backing off exponentially up to max_sleep."""
+        attempt = 0
+        while True:
+            try:
+                return func(*args)
+            except Exception as exc:
+                attempt += 1
+                delay = min(self.max_sleep, 0.5 * 2 ** min(attempt - 1, 10))
+                LOGGER.warning(
+                    "%s failed (attempt %d), retrying in %.1fs: %r", what, attempt, delay, exc,
+                    extra={"crash_id": crash_id},
+                )
+                self.metrics.incr(f"{what}_crash_exception.count")
+                gevent.sleep(delay)
+
+    def join(self, timeout=None):
+        """Wait until every queued crash is handled; True if the queue drained."""
+        return self.idle.wait(timeout)
+
+    def shutdown(self, timeout):
+        """Stop taking crashes, drain what we can within ``timeout``; the rest stays spooled."""
+        self.accepting = False
+        drained = self.join(timeout)
+        gevent.killall(self.workers + ([self.adopter] if self.adopter else []), timeout=1)
+        self.spool.close()
+        LOGGER.info("crashmover stopped; drained=%s, left in spool=%d", drained, self.in_flight)
+        return drained
+
+    def check_health(self):
+        problems = []
+        if self.spool.lock_fd is None:
+            problems.append("spool closed")
+        if self.workers and all(w.dead for w in self.workers):
+            problems.append("no crashmover running")
+        return problems

@@ -1,0 +1,105 @@
+"""Crash storage interface: every backend writes the DESIGN.md key layout."""
+
+import json
+import logging
+from collections import deque
+
+from antenna import storage_keys
+
+LOGGER = logging.getLogger(__name__)
+
+
+class CrashIDNotFound(Exception):
+    """The crash is not in storage."""
+
+
+def raw_crash_bytes(raw_crash):
+    return json.dumps(raw_crash, sort_keys=True).encode("utf-8")
+
+
+class KeyValueCrashStorage:
+    """A backend is a small key/value store; the crash layout lives here, once.
+
+    Subclasses implement ``put``, ``get`` (raise ``KeyError`` when absent),
+    ``exists`` and ``check_health``.
+    """
+
+    # True when calls block the process (local disk); callers then use a thread pool.
+    blocking_io = False
+
+    def put(self, key, data):
+        raise NotImplementedError
+
+    def get(self, key):
+        raise NotImplementedError
+
+    def exists(self, key):
+        raise NotImplementedError
+
+    def check_health(self):
+        """Return a list of problems (empty when healthy)."""
+        return []
+
+    def save_crash(self, crash_id, raw_crash, dumps):
+        """Dumps first, then dump names, then the raw crash: its presence means complete."""
+        for name, data in dumps.items():
+            self.put(storage_keys.dump_key(crash_id, name), data)
+        names = [storage_keys.stored_dump_name(name) for name in dumps]
+        self.put(storage_keys.dump_names_key(crash_id), json.dumps(names).encode("utf-8"))
+        self.put(storage_keys.raw_crash_key(crash_id), raw_crash_bytes(raw_crash))
+
+    def crash_exists(self, crash_id):
+        return self.exists(storage_keys.raw_crash_key(crash_id))
+
+    def load_raw_crash(self, crash_id):
+        try:
+            return json.loads(self.get(storage_keys.raw_crash_key(crash_id)))
+        except KeyError as exc:
+            raise CrashIDNotFound(crash_id) from exc
+
+    def load_dumps(self, crash_id):
+        """Return {stored dump name: bytes}."""
+        try:
+            names = json.loads(self.get(storage_keys.dump_names_key(crash_id)))
+        except KeyError as exc:
+            raise CrashIDNotFound(crash_id) from exc
+        return {name: self.get(f"v1/{name}/{crash_id}") for name in names}
+
+    def save_processed_crash(self, crash_id, processed_crash):
+        self.put(storage_keys.processed_crash_key(crash_id), raw_crash_bytes(processed_crash))
+
+    def load_processed_crash(self, crash_id):
+        try:
+            return json.loads(self.get(storage_keys.processed_crash_key(crash_id)))
+        except KeyError as exc:
+            raise CrashIDNotFound(crash_id) from exc
+
+
+class NoOpCrashStorage(KeyValueCrashStorage):
+    """Keeps the last ``MAX_CRASHES`` crashes in memory: for tests and dry runs."""
+
+    MAX_CRASHES = 10
+
+    class Config:
+        pass
+
+    def __init__(self, config):
+        self.config = config.with_options(self)
+        self.objects = {}
+        self.crash_ids = deque()
+
+    def put(self, key, data):
+        self.objects[key] = bytes(data)
+
+    def get(self, key):
+        return self.objects[key]
+
+    def exists(self, key):
+        return key in self.objects
+
+    def save_crash(self, crash_id, raw_crash, dumps):
+        super().save_crash(crash_id, raw_crash, dumps)
+        self.crash_ids.append(crash_id)
+        while len(self.crash_ids) > self.MAX_CRASHES:
+            old = self.crash_ids.popleft()
+            self.objects = {k: v for k, v in self.objects.items() if not k.endswith(old)}

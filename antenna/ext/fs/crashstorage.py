@@ -1,0 +1,53 @@
+"""Filesystem crash storage: S3's key layout mirrored as paths under a root folder."""
+
+import os
+
+from everett.manager import Option, parse_bool
+
+from antenna.ext.crashstorage_base import KeyValueCrashStorage
+from antenna.fsutil import atomic_write
+
+
+class FSCrashStorage(KeyValueCrashStorage):
+    """For one box, development and tests; writes are atomic (tmp file + rename)."""
+
+    # Disk writes and fsync block; crashmovers run them in gevent's thread pool.
+    blocking_io = True
+
+    class Config:
+        fs_root = Option(
+            default="./data/crashes",
+            doc="Folder that holds the crash files, in the same key layout as S3.",
+        )
+        fs_fsync = Option(
+            default="true",
+            parser=parse_bool,
+            doc="fsync each file before the crash counts as saved (and leaves the spool).",
+        )
+
+    def __init__(self, config):
+        self.config = config.with_options(self)
+        self.root = os.path.abspath(self.config("fs_root"))
+        self.fsync = self.config("fs_fsync")
+        os.makedirs(self.root, exist_ok=True)
+
+    def path(self, key):
+        return os.path.join(self.root, *key.split("/"))
+
+    def put(self, key, data):
+        atomic_write(self.path(key), data, fsync=self.fsync)
+
+    def get(self, key):
+        try:
+            with open(self.path(key), "rb") as fp:
+                return fp.read()
+        except FileNotFoundError as exc:
+            raise KeyError(key) from exc
+
+    def exists(self, key):
+        return os.path.exists(self.path(key))
+
+    def check_health(self):
+        if not os.access(self.root, os.W_OK):
+            return [f"crash storage root {self.root} is not writable"]
+        return []
