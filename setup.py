@@ -6,5 +6,6 @@ setup(
     description="Self-hosted Breakpad/Crashpad crash ingestion: collector, processor, Sentry.",
     packages=find_packages(include=["antenna", "antenna.*", "processor", "processor.*", "testlib"]),
     include_package_data=True,
+    package_data={"processor": ["siglists/*"]},
     python_requires=">=3.11",
 )

@@ -21,7 +21,7 @@ from antenna.health_resource import (
     LBHeartbeatResource,
     VersionResource,
 )
-from antenna.libconfig import build_config_manager, runtime_config_lines
+from antenna.libconfig import build_config_manager, runtime_config_lines, verify_options
 from antenna.liblogging import setup_logging
 from antenna.metrics import PrefixedMetrics
 from antenna.sentry import setup_sentry
@@ -101,6 +101,7 @@ class AntennaApp:
             self.crashstorage,
             PrefixedMetrics(backend, "collector.breakpad_resource"),
         )
+        verify_options(config, self.components())
 
     def components(self):
         """(namespace, component) pairs, for logging and documenting the config."""

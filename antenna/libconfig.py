@@ -69,3 +69,11 @@ def runtime_config_lines(config, components):
                 value = mask(value)
             lines.append(f"{full_key}={value}")
     return lines
+
+
+def verify_options(config, components):
+    """Parse every option now, so bad config stops start-up instead of a later request."""
+    for namespace, component in components:
+        scoped = config.with_namespace(namespace).with_options(component)
+        for key in get_config_for_class(component.__class__):
+            scoped(key)

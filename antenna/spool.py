@@ -183,7 +183,14 @@ class Spool:
         return adopted
 
     def close(self):
-        """Release the lock; leftovers stay for the next worker to adopt."""
-        if self.lock_fd is not None:
-            os.close(self.lock_fd)
-            self.lock_fd = None
+        """Release the lock; leftovers stay for the next worker to adopt.
+
+        An empty folder is removed so clean restarts don't pile up folders.
+        """
+        if self.lock_fd is None:
+            return
+        if not self.pending():
+            os.unlink(os.path.join(self.dir, LOCK_NAME))
+            os.rmdir(self.dir)
+        os.close(self.lock_fd)
+        self.lock_fd = None
