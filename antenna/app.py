@@ -7,11 +7,9 @@ worker after gevent has patched the process, and importing this module stays che
 import atexit
 import logging
 import os
-import sys
 
 import falcon
-from everett import ConfigurationError
-from everett.manager import ChoiceOf, Option, parse_bool, parse_class
+from everett.manager import Option, parse_bool, parse_class
 
 from antenna.breakpad_resource import BreakpadSubmitterResource
 from antenna.crashmover import CrashMover
@@ -22,49 +20,24 @@ from antenna.health_resource import (
     VersionResource,
 )
 from antenna.libconfig import build_config_manager, runtime_config_lines, verify_options
-from antenna.liblogging import setup_logging
 from antenna.metrics import PrefixedMetrics
-from antenna.sentry import setup_sentry
+from antenna.service import ServiceBase, exit_on_startup_error, setup_process
 from antenna.throttler import Throttler
 
 LOGGER = logging.getLogger(__name__)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-APP_LOAD_ERROR = 4  # gunicorn halts instead of respawning workers on this exit code
 
 
-class AntennaApp:
+class AntennaApp(ServiceBase):
     """Top-level settings and the component tree of one collector process."""
 
     class Config:
         basedir = Option(default=REPO_ROOT, doc="Folder holding ``version.json``.")
-        logging_level = Option(
-            default="INFO",
-            parser=ChoiceOf(str, ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),
-            doc="Log level of the antenna and processor loggers.",
-        )
-        logging_format = Option(
-            default="json",
-            parser=ChoiceOf(str, ["json", "text"]),
-            doc="``json`` (one mozlog object per line) or ``text`` (readable, for development).",
-        )
-        metrics_class = Option(
-            default="antenna.metrics.LoggingMetrics",
-            parser=parse_class,
-            doc="Metrics backend: ``antenna.metrics.LoggingMetrics`` or ``antenna.metrics.DogStatsdMetrics``.",
-        )
-        crashstorage_class = Option(
-            default="antenna.ext.fs.crashstorage.FSCrashStorage",
-            parser=parse_class,
-            doc="Crash storage backend; its options are prefixed ``CRASHSTORAGE_``.",
-        )
         crashpublish_class = Option(
             default="antenna.ext.crashpublish_base.NoOpCrashPublish",
             parser=parse_class,
             doc="Where ids of saved ACCEPTed crashes go; options prefixed ``CRASHPUBLISH_``.",
-        )
-        secret_sentry_dsn = Option(
-            default="", doc="Sentry DSN for the collector's own errors (not for crashes)."
         )
         broken_enabled = Option(
             default="false", parser=parse_bool, doc="Enable ``/__broken__`` (it raises)."
@@ -79,11 +52,8 @@ class AntennaApp:
         )
 
     def __init__(self, config):
-        self.config_manager = config
-        self.config = config.with_options(self)
-        backend = self.config("metrics_class")(config)
-        self.metrics_backend = backend
-        self.crashstorage = self.config("crashstorage_class")(config.with_namespace("crashstorage"))
+        super().__init__(config)
+        backend = self.metrics_backend
         self.crashpublish = self.config("crashpublish_class")(config.with_namespace("crashpublish"))
         if hasattr(self.crashpublish, "setup"):
             self.crashpublish.setup(config, self.crashstorage, backend)
@@ -149,20 +119,12 @@ def build_app(config=None):
     """Build, start and return ``(AntennaApp, falcon_app)``; exit with one line on bad config."""
     config = config or build_config_manager()
     try:
-        basics = config.with_options(AntennaApp)
-        setup_logging(basics("logging_level"), basics("logging_format"))
-        setup_sentry(basics("secret_sentry_dsn"), release=None)
+        setup_process(config, AntennaApp)
         antenna_app = AntennaApp(config)
-    except ConfigurationError as exc:
-        message = " ".join(str(exc).split())
-        print(f"antenna: configuration error: {message}", file=sys.stderr, flush=True)
-        raise SystemExit(APP_LOAD_ERROR) from None
+        antenna_app.log_config()
+        antenna_app.start()
     except Exception as exc:
-        print(f"antenna: start-up failed: {exc}", file=sys.stderr, flush=True)
-        logging.getLogger(__name__).exception("start-up failed")
-        raise SystemExit(APP_LOAD_ERROR) from None
-    antenna_app.log_config()
-    antenna_app.start()
+        exit_on_startup_error(exc, "antenna")
     return antenna_app, antenna_app.build_falcon_app()
 
 

@@ -16,7 +16,6 @@ import os
 import struct
 import uuid
 
-from antenna.rawcrash import CrashReport
 
 LOGGER = logging.getLogger(__name__)
 

@@ -110,7 +110,6 @@ class Bugsink:
                 self._process.kill()
                 self._process.wait()
             self._process = None
-            self._log.close()
 
     def __enter__(self):
         return self.start()
@@ -174,7 +173,8 @@ class Bugsink:
 
     def _manage(self, *args, **env):
         result = subprocess.run([str(self.bin / "bugsink-manage"), *args], cwd=self.data_dir,
-                                env=self._env(**env), capture_output=True, text=True, timeout=300)
+                                env=self._env(**env), capture_output=True, text=True, timeout=300,
+                                check=False)
         if result.returncode != 0:
             raise BugsinkError(f"bugsink-manage {args[0]} failed: {result.stderr[-1000:]}")
         return result.stdout
@@ -221,11 +221,11 @@ class Bugsink:
         self._state["sentry_key"] = detail["dsn"].split("//", 1)[1].split("@", 1)[0]
 
     def _serve(self, timeout):
-        self._log = open(self.data_dir / "server.log", "ab")
-        self._process = subprocess.Popen(
-            [str(self.bin / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "--workers", "1",
-             "--access-logfile", "-", "bugsink.wsgi"],
-            cwd=self.data_dir, env=self._env(), stdout=self._log, stderr=subprocess.STDOUT)
+        with open(self.data_dir / "server.log", "ab") as log:  # the child keeps its own fd
+            self._process = subprocess.Popen(
+                [str(self.bin / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "--workers", "1",
+                 "--access-logfile", "-", "bugsink.wsgi"],
+                cwd=self.data_dir, env=self._env(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

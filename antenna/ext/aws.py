@@ -16,12 +16,6 @@ CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 20
 TOTAL_MAX_ATTEMPTS = 2
 
-# What a bare HTTP status from a HEAD request (no error body) means.
-HTTP_STATUS_REASONS = {
-    "403": "access denied",
-    "404": "not found",
-}
-
 
 class AWSComponent:
     """Base of components that talk to an AWS service (or a compatible one) through boto3."""
@@ -78,7 +72,9 @@ def describe_error(exc):
     """One line saying why a call failed, for start-up errors and health checks."""
     if isinstance(exc, ClientError):
         code = error_code(exc) or "unknown error"
-        message = exc.response.get("Error", {}).get("Message") or HTTP_STATUS_REASONS.get(code, "")
+        message = exc.response.get("Error", {}).get("Message", "")
+        if code.isdigit():  # HEAD answers carry no error body, only the HTTP status
+            code = f"HTTP {code}"
         text = f"{code}: {message}" if message else code
     elif isinstance(exc, BotoCoreError):
         text = str(exc)

@@ -14,6 +14,12 @@ TEST_DATA = b"test"
 
 MISSING_OBJECT_CODES = {"NoSuchKey", "404"}
 
+# head_bucket answers with a bare HTTP status; say what it means for a bucket.
+HEAD_BUCKET_HINTS = {
+    "404": "the bucket does not exist",
+    "403": "access denied, check the credentials and the bucket policy",
+}
+
 
 class BucketUnavailable(Exception):
     """The bucket cannot be reached or written; the message is one line."""
@@ -50,7 +56,11 @@ class S3Bucket:
         return True
 
     def problem(self, action, exc):
-        return f"S3 bucket {self.name!r} at {self.where}: {action} failed: {describe_error(exc)}"
+        reason = describe_error(exc)
+        hint = HEAD_BUCKET_HINTS.get(error_code(exc)) if action == "head_bucket" else None
+        if hint:
+            reason = f"{reason} ({hint})"
+        return f"S3 bucket {self.name!r} at {self.where}: {action} failed: {reason}"
 
     def verify(self):
         """Check that the bucket exists and takes writes; raise ``BucketUnavailable`` if not.
