@@ -10,15 +10,12 @@ Grouping is by our signature (``fingerprint``), so Sentry issues match the proce
 
 import datetime
 import json
-import logging
 import re
 import uuid
 
 from everett.manager import ListOf, Option
 
 from processor.scrub import scrub_annotations, scrub_path, scrub_text
-
-logger = logging.getLogger(__name__)
 
 # Fields the collector adds to the raw crash; they describe the submission, not the crash.
 COLLECTOR_KEYS = frozenset({

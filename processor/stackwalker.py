@@ -135,7 +135,7 @@ class Stackwalker:
                 Path(self.config("stackwalker")).resolve().parents[2] / "package.json"
             )
             package = json.loads(package_json.read_text())
-            name = "{}@{}".format(package["name"], package["version"])
+            name = f"{package['name']}@{package['version']}"
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             return "unknown"
         commit = BREAKPAD_COMMITS.get(name)

@@ -9,7 +9,7 @@ shape without running the stackwalker, so the Sentry tests do not depend on the 
 import pathlib
 import re
 
-CORPUS = pathlib.Path("/work/shared/corpus")
+CORPUS = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 
 _TRUST = {
     "given as instruction pointer in context": "context",

@@ -2,7 +2,8 @@ import os
 
 import pytest
 
-from antenna.app import APP_LOAD_ERROR, AntennaApp, build_app
+from antenna.app import AntennaApp, build_app
+from antenna.service import APP_LOAD_ERROR
 from antenna.configdoc import render
 from antenna.libconfig import build_config_manager, runtime_config_lines
 
