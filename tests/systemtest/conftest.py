@@ -1,6 +1,21 @@
 import pytest
 
+from testlib.bugsink import REPO_ROOT, Bugsink, BugsinkError, ensure_venv
 from testlib.servers import collector_env, gunicorn_collector
+
+BUGSINK_DATA_DIR = REPO_ROOT / ".cache" / "bugsink-systemtest"
+
+
+@pytest.fixture(scope="session")
+def bugsink():
+    """One real Bugsink (its own virtualenv, SQLite) for the whole system-test session."""
+    try:
+        ensure_venv()
+    except BugsinkError as exc:
+        pytest.skip(f"cannot create the Bugsink virtualenv (PyPI unreachable?): {exc}")
+    server = Bugsink(BUGSINK_DATA_DIR).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -3,26 +3,11 @@
 import time
 import uuid
 
-import pytest
 from everett.manager import ConfigManager
 
 from processor.sentry_delivery import SentryDelivery
 from processor.sentry_event import build_event
-from testlib.bugsink import REPO_ROOT, Bugsink, BugsinkError, ensure_venv
 from testlib.sentry_fixtures import processed_crash_from_corpus
-
-DATA_DIR = REPO_ROOT / ".cache" / "bugsink-systemtest"
-
-
-@pytest.fixture(scope="module")
-def bugsink():
-    try:
-        ensure_venv()
-    except BugsinkError as exc:
-        pytest.skip(f"cannot create the Bugsink virtualenv (PyPI unreachable?): {exc}")
-    server = Bugsink(DATA_DIR).start()
-    yield server
-    server.stop()
 
 
 def config(**values):

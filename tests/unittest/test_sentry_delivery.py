@@ -1,6 +1,4 @@
-import http.server
 import logging
-import threading
 import time
 
 import pytest
@@ -8,60 +6,17 @@ from everett.manager import ConfigManager
 from sentry_sdk.envelope import Envelope
 
 from processor.sentry_delivery import SentryDelivery, mask_dsn, parse_rate_limits
+from testlib.fake_sentry import KEY, FakeSentry
 
 EVENT = {"event_id": "de1bb258cbbf4589a67334f800160918", "platform": "native", "level": "fatal",
          "exception": {"values": [{"type": "SIGSEGV", "value": "SIGSEGV at 0x0"}]}}
-KEY = "0123456789abcdef0123456789abcdef"
-
-
-class FakeSentry(http.server.ThreadingHTTPServer):
-    """Answers envelope POSTs from a script: (status, headers) tuples or "hang"."""
-
-    daemon_threads = True
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.script = []
-        self.requests = []
-        self.stop_hanging = threading.Event()
-
-    @property
-    def dsn(self):
-        return f"http://{KEY}@127.0.0.1:{self.server_address[1]}/42"
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.requests.append(
-            {"path": self.path, "headers": dict(self.headers), "body": body,
-             "time": time.monotonic()})
-        action = self.server.script.pop(0) if self.server.script else (200, {})
-        if action == "hang":
-            self.server.stop_hanging.wait(5)
-            return
-        status, headers = action
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        payload = b'{"id": "x"}' if status == 200 else b'{"detail": "nope"}'
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
 def server():
-    srv = FakeSentry()
-    thread = threading.Thread(target=srv.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
+    srv = FakeSentry().start()
     yield srv
-    srv.stop_hanging.set()
-    srv.shutdown()
-    srv.server_close()
+    srv.stop()
 
 
 def delivery(**options):
