@@ -7,7 +7,7 @@ STACKWALKER := .cache/minidump/package/bin/linux-x64/minidump_stackwalk
 .PHONY: help setup run test unittest systemtest lint bench docs clean build dockerrun
 
 help:
-	@echo "make run    - start the collector (and processor) on 127.0.0.1:8000 with embedded defaults"
+	@echo "make run    - the whole pipeline on 127.0.0.1 (collector :8000, local Bugsink :8001)"
 	@echo "make test   - create .venv, install everything, run the whole test suite"
 	@echo "make lint   - ruff"
 	@echo "make bench  - benchmarks under bench/ (prints figures)"
@@ -26,7 +26,7 @@ $(STACKWALKER):
 setup: $(BIN)/.installed $(STACKWALKER)
 
 run: setup
-	bin/run_local.sh
+	$(BIN)/python -m testlib.onebox
 
 test: setup
 	$(BIN)/pytest -q tests

@@ -4,9 +4,12 @@
 """
 
 import importlib
+import os
 import sys
 
 from everett.manager import generate_uppercase_key, get_config_for_class
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # (section title, env-var namespace, dotted class path), in reading order.
 DOCUMENTED = [
@@ -18,6 +21,14 @@ DOCUMENTED = [
     ("S3 crash storage", ["crashstorage"], "antenna.ext.s3.crashstorage.S3CrashStorage"),
     ("SQS crash publishing", ["crashpublish"], "antenna.ext.sqs.crashpublish.SQSCrashPublish"),
     ("DogStatsd metrics", [], "antenna.metrics.DogStatsdMetrics"),
+    ("Processor", ["processor"], "processor.processor.Processor"),
+    ("Stackwalker", ["processor"], "processor.stackwalker.Stackwalker"),
+    ("Symbols", ["processor"], "processor.symbols.SymbolsProvider"),
+    ("Signatures", ["processor"], "processor.signature.SignatureMaker"),
+    ("Sentry events", ["processor"], "processor.sentry_event.SentryEventBuilder"),
+    ("Sentry routing", ["processor"], "processor.routing.SentryRouter"),
+    ("Sentry delivery", ["processor"], "processor.sentry_delivery.SentryDelivery"),
+    ("SQS processor worker", ["processor"], "processor.worker.SQSWorker"),
 ]
 
 HEADER = """# Configuration reference
@@ -47,6 +58,7 @@ def render(documented=None):
         for key, (option, _cls) in get_config_for_class(cls).items():
             env = generate_uppercase_key(key, namespace).upper()
             default = "" if option.default is None else str(option.default)
+            default = default.replace(REPO_ROOT, "<repo>")
             doc = " ".join((option.doc or "").split()).replace("|", "\\|")
             out.append(f"| `{env}` | `{default}` | {doc} |\n")
     return "".join(out)

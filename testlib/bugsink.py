@@ -97,6 +97,21 @@ class Bugsink:
             state_file.write_text(json.dumps(self._state, indent=2))
         return self
 
+    @classmethod
+    def attach(cls, data_dir, port):
+        """A handle on a Bugsink that another process started (e.g. ``make run``), or None."""
+        state_file = pathlib.Path(data_dir) / "bootstrap.json"
+        if not state_file.exists():
+            return None
+        server = cls(data_dir, port)
+        server._state = json.loads(state_file.read_text())
+        return server
+
+    def issue_url(self, event_id):
+        """The UI page of the issue an event was grouped into."""
+        event = self.event(event_id)
+        return f"{self.ui_url}/issues/issue/{event['issue']}/event/{event['id']}/"
+
     def wait(self):
         """Block until the server exits (for ``python -m testlib.bugsink``)."""
         self._process.wait()

@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from everett.manager import Option
 
 CONNECT_TIMEOUT = 5
-READ_TIMEOUT = 20
+READ_TIMEOUT = 30  # above SQS's longest long-poll (20 s), which the processor worker uses
 TOTAL_MAX_ATTEMPTS = 2
 
 

@@ -5,7 +5,7 @@ any endpoint URL (moto, MinIO, a proxy) and with dotted bucket names, which brea
 TLS certificate matching under virtual-host addressing.
 """
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from antenna.ext.aws import describe_error, error_code
 
@@ -74,13 +74,13 @@ class S3Bucket:
         ):
             try:
                 call()
-            except Exception as exc:
+            except (BotoCoreError, ClientError) as exc:
                 raise BucketUnavailable(self.problem(action, exc)) from exc
 
     def check_health(self):
         """A list of problems: empty when the bucket answers ``head_bucket``."""
         try:
             self.client.head_bucket(Bucket=self.name)
-        except Exception as exc:
+        except (BotoCoreError, ClientError) as exc:
             return [self.problem("head_bucket", exc)]
         return []

@@ -5,6 +5,7 @@ load the crashes from the shared store.  Delivery is at least once (the crashmov
 retries a publish whose answer was lost), so consumers must tolerate duplicates.
 """
 
+from botocore.exceptions import BotoCoreError, ClientError
 from everett import ConfigurationError
 from everett.manager import Option
 
@@ -50,7 +51,7 @@ class SQSCrashPublish(AWSComponent):
             if not self.queue_url:
                 self.queue_url = self.client.get_queue_url(QueueName=self.queue_name)["QueueUrl"]
             self.client.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
-        except Exception as exc:
+        except (BotoCoreError, ClientError) as exc:
             raise QueueUnavailable(f"{self.describe()}: {describe_error(exc)}") from exc
 
     def publish(self, crash_id):
@@ -59,6 +60,6 @@ class SQSCrashPublish(AWSComponent):
     def check_health(self):
         try:
             self.client.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
-        except Exception as exc:
+        except (BotoCoreError, ClientError) as exc:
             return [f"{self.describe()}: {describe_error(exc)}"]
         return []
