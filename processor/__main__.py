@@ -14,7 +14,10 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
+
+import gevent  # noqa: E402
 
 from antenna.crashid import create_crash_id, is_valid_crash_id  # noqa: E402
 from antenna.ext.crashstorage_base import NoOpCrashStorage  # noqa: E402
@@ -107,6 +110,9 @@ def cmd_worker(args):
     config = build_config_manager()
     app = start(config, lambda: ProcessorApp(config))
     worker = start(config, lambda: SQSWorker.from_config(config, app.processor))
+    # SIGTERM/SIGINT: stop polling, finish the crashes in hand, then exit.
+    gevent.signal_handler(signal.SIGTERM, worker.stop)
+    gevent.signal_handler(signal.SIGINT, worker.stop)
     worker.run(max_idle_polls=args.max_idle_polls)
     return 0
 
