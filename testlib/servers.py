@@ -96,24 +96,20 @@ def collector_env(tmp_dir, **overrides):
     return env
 
 
-def gunicorn_collector(tmp_dir, port=None, workers=1, env=None, log_name="gunicorn.log", extra_args=()):
-    """A real ``gunicorn --worker-class gevent antenna.app:application`` on 127.0.0.1."""
+def gunicorn_collector(tmp_dir, port=None, workers=1, env=None, log_name="gunicorn.log"):
+    """The collector as operators start it: ``bin/run_web.sh`` (gunicorn + gevent) on 127.0.0.1."""
     port = port or free_port()
-    argv = [
-        os.path.join(VENV_BIN, "gunicorn"),
-        "--worker-class", "gevent",
-        "--workers", str(workers),
-        "--worker-connections", "1000",
-        "--bind", f"127.0.0.1:{port}",
-        "--graceful-timeout", "25",
-        "--timeout", "60",
-        *extra_args,
-        "antenna.app:application",
-    ]
+    env = dict(env or collector_env(tmp_dir))
+    env.update(
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_WORKERS=str(workers),
+        GUNICORN_GRACEFUL_TIMEOUT="25",
+        GUNICORN=os.path.join(VENV_BIN, "gunicorn"),
+    )
     return ServerProcess(
-        argv,
+        [os.path.join(REPO_ROOT, "bin", "run_web.sh")],
         port,
-        env=env or collector_env(tmp_dir),
+        env=env,
         log_path=os.path.join(tmp_dir, log_name),
         ready_path="/__lbheartbeat__",
     )

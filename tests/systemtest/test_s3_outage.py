@@ -105,10 +105,12 @@ def raw_crash_ids(s3):
 
 @pytest.fixture
 def moto_pair(tmp_path):
-    with moto_server(tmp_path, name="moto-s3", persistent=True) as s3:
-        with moto_server(tmp_path, name="moto-sqs") as sqs:
-            s3.create_bucket(BUCKET)
-            yield s3, sqs, sqs.create_queue("antenna-crashes")
+    with (
+        moto_server(tmp_path, name="moto-s3", persistent=True) as s3,
+        moto_server(tmp_path, name="moto-sqs") as sqs,
+    ):
+        s3.create_bucket(BUCKET)
+        yield s3, sqs, sqs.create_queue("antenna-crashes")
 
 
 def test_s3_outage_loses_nothing(tmp_path, moto_pair):
@@ -127,7 +129,8 @@ def test_s3_outage_loses_nothing(tmp_path, moto_pair):
         time.sleep(OUTAGE_AT)
         s3.crash()
         outage_start = time.monotonic()
-        time.sleep(OUTAGE_SECONDS)
+        heartbeat_down = requests.get(collector.url + "/__heartbeat__", timeout=10)
+        time.sleep(OUTAGE_SECONDS - (time.monotonic() - outage_start))
         outage_end = time.monotonic()
         replay_seconds = s3.restart()
 
@@ -147,6 +150,7 @@ def test_s3_outage_loses_nothing(tmp_path, moto_pair):
             time.sleep(0.5)
         drained = time.monotonic()
         published.extend(sqs.receive_all(queue_url))
+        heartbeat_up = requests.get(collector.url + "/__heartbeat__", timeout=10)
     finally:
         collector.stop()
     stopped = time.monotonic()
@@ -167,6 +171,9 @@ def test_s3_outage_loses_nothing(tmp_path, moto_pair):
     assert len(answered) >= 100
     assert during_outage, "the collector must keep answering while S3 is down"
     assert save_retries > 0, "the outage never hit a save: the test proved nothing"
+    assert heartbeat_down.status_code == 500
+    assert heartbeat_down.json()["checks"]["crashstorage"]["status"] == "error"
+    assert heartbeat_up.status_code == 200, heartbeat_up.text
 
     # Every answered crash is stored exactly once, and nothing else is.
     stored = collections.Counter(raw_crash_ids(s3))
@@ -213,7 +220,8 @@ def test_collector_refuses_to_start_without_its_bucket(tmp_path):
         collector.stop()
     with open(os.path.join(tmp_dir, "gunicorn.log")) as fp:
         lines = [line for line in fp if line.startswith("antenna: start-up failed:")]
-    assert lines == [
+    expected = (
         f"antenna: start-up failed: S3 bucket '{BUCKET}' at {moto.url}: head_bucket failed: "
         "HTTP 404: Not Found (the bucket does not exist)\n"
-    ]
+    )
+    assert lines == [expected]
