@@ -7,7 +7,7 @@ import importlib
 import os
 import sys
 
-from everett.manager import generate_uppercase_key, get_config_for_class
+from everett.manager import NO_VALUE, generate_uppercase_key, get_config_for_class
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -57,10 +57,11 @@ def render(documented=None):
         out.append("\n| variable | default | meaning |\n|---|---|---|\n")
         for key, (option, _cls) in get_config_for_class(cls).items():
             env = generate_uppercase_key(key, namespace).upper()
-            default = "" if option.default is None else str(option.default)
+            default = "(required)" if option.default is NO_VALUE else str(option.default)
             default = default.replace(REPO_ROOT, "<repo>")
             doc = " ".join((option.doc or "").split()).replace("|", "\\|")
-            out.append(f"| `{env}` | `{default}` | {doc} |\n")
+            default = f"`{default}`" if default != "(required)" else default
+            out.append(f"| `{env}` | {default} | {doc} |\n")
     return "".join(out)
 
 

@@ -4,7 +4,6 @@ import json
 import logging
 import os
 
-
 LOGGER = logging.getLogger(__name__)
 
 

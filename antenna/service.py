@@ -7,7 +7,6 @@ so they are declared once, here, and both apps inherit them.
 import sys
 
 import sentry_sdk
-
 from everett import ConfigurationError
 from everett.manager import ChoiceOf, Option, parse_class
 

@@ -16,7 +16,6 @@ import os
 import struct
 import uuid
 
-
 LOGGER = logging.getLogger(__name__)
 
 MAGIC = b"ANTSPOOL1\n"

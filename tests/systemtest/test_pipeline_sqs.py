@@ -1,7 +1,6 @@
 """Scale-out: collector → S3 + SQS (moto server) → `python -m processor worker` → Bugsink."""
 
 import json
-import os
 import subprocess
 import sys
 import time

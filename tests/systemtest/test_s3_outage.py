@@ -199,7 +199,7 @@ def test_s3_outage_loses_nothing(tmp_path, moto_pair):
         return hashlib.sha256(dump).hexdigest(), raw["dump_checksums"]["upload_file_minidump"]
 
     with ThreadPoolExecutor(8) as pool:
-        checksums = dict(zip(answered, pool.map(stored_checksums, answered)))
+        checksums = dict(zip(answered, pool.map(stored_checksums, answered), strict=True))
     for crash_id, (sha256, _) in answered.items():
         assert checksums[crash_id] == (sha256, sha256), crash_id
 

@@ -3,9 +3,9 @@ import os
 import pytest
 
 from antenna.app import AntennaApp, build_app
-from antenna.service import APP_LOAD_ERROR
 from antenna.configdoc import render
 from antenna.libconfig import build_config_manager, runtime_config_lines
+from antenna.service import APP_LOAD_ERROR
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

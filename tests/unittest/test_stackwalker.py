@@ -175,7 +175,7 @@ Process uptime: not available
 
 Thread 1 (requested dump, did not crash)
  0  odd lib!x!ns::operator|(a, b) [clone .cold] [file with space.cc : 12 + 0x4]
- 
+
     Found by: inline record
  1  odd lib!x!operator|| + 0x10
      x0 = 0x0000000000000000    x1 = 0x0000000000000001

@@ -26,7 +26,14 @@ class S3CrashStorage(AWSComponent, KeyValueCrashStorage):
     def __init__(self, config):
         self.config = config.with_options(self)
         self.bucket = S3Bucket(
-            self.build_client("s3", s3={"addressing_style": "path"}),
+            # Path-style works with endpoint URLs and dotted bucket names; checksums only
+            # when required keeps S3-compatible stores (older MinIO, GCS interop) working.
+            self.build_client(
+                "s3",
+                s3={"addressing_style": "path"},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
             self.config("bucket_name"),
             self.endpoint_description(),
         )
