@@ -1,5 +1,6 @@
 """Every command the docs show is run here (or is a make target), as a reader would type it."""
 
+import json
 import os
 import re
 import shlex
@@ -126,8 +127,6 @@ def test_make_symbols_then_process_file(tmp_path, sample):
         f"--symbols {sample / 'symbols'}"
     )
     assert result.returncode == 0, result.stderr
-    import json
-
     processed = json.loads(result.stdout)
     assert processed["success"] is True
     assert processed["threads"][processed["crashing_thread"]]["frames"][0]["function"]
