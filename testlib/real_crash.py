@@ -30,6 +30,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE_DIR = REPO_ROOT / ".cache" / "minidump" / "package"
 DEPS_DIR = PACKAGE_DIR / "deps"
 DUMP_SYMS = PACKAGE_DIR / "bin" / "linux-x64" / "dump_syms"
+MAKE_SYMBOLS = REPO_ROOT / "bin" / "make_symbols.sh"
 DEFAULT_CLIENT_CACHE = REPO_ROOT / ".cache" / "breakpad-client"
 SOURCE = pathlib.Path(__file__).resolve().parent / "crash_program" / "crash_target.cc"
 PROGRAM_NAME = "crash_target"
@@ -173,16 +174,15 @@ def compile_crash_program(client, out_path, source=SOURCE):
 
 
 def write_symbols(binary, symbols_dir):
-    """Run dump_syms on ``binary``; store it where the stackwalker looks. Returns
-    ``(path, debug_file, debug_id)``; the MODULE line names the module and its debug id."""
+    """Make ``binary``'s symbols with ``bin/make_symbols.sh`` (what users run); return
+    ``(path, debug_file, debug_id)`` of the .sym it filed in Breakpad layout."""
     _require(DUMP_SYMS, "dump_syms")
-    result = subprocess.run([str(DUMP_SYMS), str(binary)], capture_output=True, check=True)
-    first_line = result.stdout.split(b"\n", 1)[0].decode()
-    _module, _os, _arch, debug_id, debug_file = first_line.split(" ", 4)
-    path = pathlib.Path(symbols_dir) / debug_file / debug_id / f"{debug_file}.sym"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(result.stdout)
-    return path, debug_file, debug_id
+    result = subprocess.run(
+        [str(MAKE_SYMBOLS), str(binary), str(symbols_dir)],
+        capture_output=True, text=True, check=True,
+    )
+    path = pathlib.Path(result.stdout.strip())
+    return path, path.parent.parent.name, path.parent.name
 
 
 def run_crash_program(binary, dump_path, timeout=60):

@@ -52,7 +52,7 @@ def test_expected_frames_match_the_source():
     """EXPECTED_FRAMES names lines of crash_target.cc: each must hold its call or the write."""
     lines = SOURCE.read_text().splitlines()
     callees = ["*target = 42;"] + [f"{name.split('(')[0]}(" for name, _ in EXPECTED_FRAMES[:-1]]
-    for (function, line), callee in zip(EXPECTED_FRAMES, callees):
+    for (function, line), callee in zip(EXPECTED_FRAMES, callees, strict=True):
         assert callee in lines[line - 1], (function, line, lines[line - 1])
 
 
