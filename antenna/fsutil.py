@@ -4,16 +4,13 @@ import os
 import uuid
 
 
-def atomic_write(path, data, fsync=True):
+def atomic_write(path, data):
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
 
-    With ``fsync`` the content is on disk before the rename makes it visible.
+    Durability is the caller's business (``antenna.durability.SyncBarrier``).
     """
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
     with open(tmp, "wb") as fp:
         fp.write(data)
-        if fsync:
-            fp.flush()
-            os.fsync(fp.fileno())
     os.replace(tmp, path)

@@ -4,8 +4,8 @@ Each gunicorn worker owns one spool folder (``w-<uuid>``) and holds an exclusive
 ``flock`` on its lock file for its whole life.  The kernel drops that lock when the
 worker dies, even by ``kill -9``, so any live worker can adopt a dead worker's
 folder: move its files into its own folder and queue them again.  A spool file
-is written in one go and fsync'd; a file without its trailer was never answered
-for and is discarded.
+is written in one go; the caller makes it durable (``durability.SyncBarrier``)
+before answering.  A file without its trailer was never answered for and is discarded.
 """
 
 import fcntl
@@ -73,12 +73,21 @@ def decode(blob):
     return header["crash_id"], header["raw_crash"], dumps
 
 
+def write_all(fd, chunks):
+    """One ``writev`` for the whole crash; loop only if the kernel wrote less."""
+    written = os.writev(fd, chunks)
+    total = sum(len(chunk) for chunk in chunks)
+    if written < total:
+        rest = memoryview(b"".join(chunks))[written:]
+        while rest:
+            rest = rest[os.write(fd, rest) :]
+
+
 class Spool:
     """This worker's spool folder, and adoption of dead workers' folders."""
 
-    def __init__(self, root, fsync=True):
+    def __init__(self, root):
         self.root = os.path.abspath(root)
-        self.fsync = fsync
         os.makedirs(self.root, exist_ok=True)
         self.dir = os.path.join(self.root, f"w-{uuid.uuid4().hex}")
         os.makedirs(self.dir)
@@ -89,17 +98,12 @@ class Spool:
         return os.path.join(self.dir, crash_id + SUFFIX)
 
     def write(self, report, raw_crash):
-        """Write and fsync one crash; blocking, so call it from a thread pool."""
+        """Write one crash (not yet synced); blocking, so call it from a thread pool."""
         path = self.path_for(report.crash_id)
         chunks = encode(report, raw_crash)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view) :]
-            if self.fsync:
-                os.fsync(fd)
+            write_all(fd, chunks)
         finally:
             os.close(fd)
         return SpoolEntry(report.crash_id, path, sum(len(c) for c in chunks))

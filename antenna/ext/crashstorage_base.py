@@ -40,6 +40,9 @@ class KeyValueCrashStorage:
         """Return a list of problems (empty when healthy)."""
         return []
 
+    def sync(self):
+        """Make what ``save_crash`` wrote durable; backends with their own durability pass."""
+
     def save_crash(self, crash_id, raw_crash, dumps):
         """Dumps first, then dump names, then the raw crash: its presence means complete."""
         for name, data in dumps.items():
