@@ -219,8 +219,9 @@ class CrashMover:
         self.accepting = False
         drained = self.join(timeout)
         gevent.killall(self.workers + ([self.adopter] if self.adopter else []), timeout=1)
+        left = len(self.spool.pending())
         self.spool.close()
-        LOGGER.info("crashmover stopped; drained=%s, left in spool=%d", drained, self.in_flight)
+        LOGGER.info("crashmover stopped; drained=%s, left in spool=%d", drained, left)
         return drained
 
     def check_health(self):

@@ -20,11 +20,12 @@ def is_stored(root, crash_id):
 
 
 def wait_until_stored(root, crash_ids, timeout):
+    """The ids not stored after ``timeout`` seconds (checked at least once)."""
     deadline = time.monotonic() + timeout
-    missing = set(crash_ids)
+    missing = {c for c in crash_ids if not is_stored(root, c)}
     while missing and time.monotonic() < deadline:
-        missing = {c for c in missing if not is_stored(root, c)}
         time.sleep(0.2)
+        missing = {c for c in missing if not is_stored(root, c)}
     return missing
 
 
@@ -110,3 +111,29 @@ def test_overload_gets_503_and_rss_stays_flat(start_collector):
     growth_mb = (max(peaks) - baseline) / 1024
     assert growth_mb < 80, f"RSS grew {growth_mb:.0f} MB (baseline {baseline/1024:.0f} MB)"
     assert peaks[-1] - peaks[0] < 20 * 1024, f"RSS still climbing: {peaks}"
+
+
+def test_sigterm_drains_queue_then_leaves_the_rest_spooled(start_collector, tmp_path):
+    """Graceful stop: the worker saves what it can within SHUTDOWN_TIMEOUT, spools the rest."""
+    env = {
+        "CRASHSTORAGE_CLASS": "testlib.slow_storage.SlowFSCrashStorage",
+        "CRASHSTORAGE_SAVE_DELAY": "0.5",
+        "CONCURRENT_CRASHMOVERS": "1",
+        "SHUTDOWN_TIMEOUT": "2",
+    }
+    server = start_collector(**env)
+    results = submit_many(server.url + "/submit", count=20, concurrency=10, max_seconds=30)
+    answered = [r.crash_id for r in results if r.status == 200]
+    assert len(answered) == 20
+    root = str(tmp_path / "crashes")
+    server.stop()  # SIGTERM to gunicorn, which stops its worker gracefully
+    assert server.returncode() == 0
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert "crashmover stopped; drained=False" in log
+    stored_now = len(answered) - len(wait_until_stored(root, answered, timeout=0))
+    assert 2 <= stored_now < len(answered), "it should drain some, not all, within 2 s"
+    spool_dirs = [p for p in (tmp_path / "spool").iterdir()]
+    leftovers = sum(len(list(p.glob("*.crash"))) for p in spool_dirs)
+    assert leftovers == len(answered) - stored_now
+    start_collector(CRASHSTORAGE_CLASS=env["CRASHSTORAGE_CLASS"])
+    assert wait_until_stored(root, answered, timeout=30) == set()
