@@ -38,6 +38,9 @@ def setup_sentry(dsn, release):
         send_default_pii=False,
         max_request_body_size="never",
         server_name="",
+        # Frame locals would carry the request (query string, headers, body) around
+        # before_send's scrubbing: never send them.
+        include_local_variables=False,
         before_send=scrub_event,
         integrations=[FalconIntegration(), LoggingIntegration(event_level=logging.ERROR)],
         traces_sample_rate=0.0,

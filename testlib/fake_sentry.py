@@ -1,5 +1,6 @@
 """A scriptable Sentry stand-in on 127.0.0.1 for unit tests: records envelopes, answers as told."""
 
+import gzip
 import http.server
 import threading
 import time
@@ -41,6 +42,8 @@ class FakeSentry(http.server.ThreadingHTTPServer):
 class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":  # sentry-sdk compresses
+            body = gzip.decompress(body)
         self.server.requests.append(
             {"path": self.path, "headers": dict(self.headers), "body": body,
              "time": time.monotonic()})
