@@ -69,27 +69,30 @@ def cmd_process_file(args):
     return 0 if processed["success"] else 1
 
 
+def process_one(app, crash_id):
+    """Process one stored crash; return (ok, the line to print)."""
+    if not is_valid_crash_id(crash_id):
+        return False, f"{crash_id}: not a crash id"
+    processed = app.processor.process_crash(crash_id)
+    if processed is None:
+        return False, f"{crash_id}: not found in storage"
+    line = f"{crash_id}: {processed['signature']} (sentry: {processed['sentry']['status']})"
+    return processed["success"], line
+
+
 def process_ids(crash_ids, progress=False):
+    """Process crashes one by one; results on stdout, a progress bar on stderr."""
     config = build_config_manager()
     app = start(config, lambda: ProcessorApp(config))
     failures = 0
     total = len(crash_ids)
     for number, crash_id in enumerate(crash_ids, 1):
-        if not is_valid_crash_id(crash_id):
-            print(f"{crash_id}: not a crash id", file=sys.stderr)
-            failures += 1
-            continue
-        processed = app.processor.process_crash(crash_id)
-        if processed is None:
-            failures += 1
-            line = f"{crash_id}: not found in storage"
-        else:
-            failures += 0 if processed["success"] else 1
-            line = f"{crash_id}: {processed['signature']} (sentry: {processed['sentry']['status']})"
+        ok, line = process_one(app, crash_id)
+        failures += 0 if ok else 1
+        print(line, flush=True)
         if progress:
             bar = "#" * (30 * number // total)
             print(f"\r[{bar:<30}] {number}/{total}", end="", file=sys.stderr, flush=True)
-        print(line)
     if progress:
         print(file=sys.stderr)
     return 1 if failures else 0
