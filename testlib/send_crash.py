@@ -6,16 +6,14 @@ Sentry event id when ``make run`` sends to another Sentry).
 """
 
 import argparse
-import json
 import os
 import shutil
 import sys
-import time
 
-from antenna.storage_keys import processed_crash_key
 from testlib import onebox
 from testlib.bugsink import Bugsink
 from testlib.mini_poster import post_crash
+from testlib.processed import wait_for_processed
 
 SAMPLE_DUMP = os.path.join(onebox.REPO_ROOT, "tests", "data", "sample-crash", "crash.dmp")
 CRASHES_DIR = os.path.join(onebox.DATA_DIR, "crashes")
@@ -32,21 +30,6 @@ ANNOTATIONS = {
 def install_symbols(source):
     """Copy a Breakpad symbol folder into the store the local processor reads."""
     shutil.copytree(source, onebox.LOCAL_SYMBOLS, dirs_exist_ok=True)
-
-
-def wait_for_processed(crash_id, timeout):
-    path = os.path.join(CRASHES_DIR, *processed_crash_key(crash_id).split("/"))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(path) as fp:
-                processed = json.load(fp)
-            if processed["sentry"]["status"] != "pending":
-                return processed
-        except (FileNotFoundError, ValueError):
-            pass
-        time.sleep(0.2)
-    return None
 
 
 def main(argv=None):
@@ -72,7 +55,7 @@ def main(argv=None):
     if not resp.text.startswith("CrashID=bp-"):
         return 1
     crash_id = resp.text.strip().removeprefix("CrashID=bp-")
-    processed = wait_for_processed(crash_id, args.timeout)
+    processed = wait_for_processed(CRASHES_DIR, crash_id, args.timeout)
     if processed is None:
         print(f"not processed within {args.timeout:g}s (is `make run` running with local storage?)")
         return 1

@@ -1,6 +1,7 @@
 import pytest
 
 from testlib.bugsink import REPO_ROOT, Bugsink, BugsinkError, ensure_venv
+from testlib.real_crash import RealCrashUnavailable, make_real_crash
 from testlib.servers import collector_env, gunicorn_collector
 
 BUGSINK_DATA_DIR = REPO_ROOT / ".cache" / "bugsink-systemtest"
@@ -33,3 +34,12 @@ def start_collector(tmp_path):
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def real_crash(tmp_path_factory):
+    """One real dump from a program built here with Breakpad's client, and its symbols."""
+    try:
+        return make_real_crash(tmp_path_factory.mktemp("real-crash"))
+    except RealCrashUnavailable as exc:
+        pytest.skip(str(exc))

@@ -1,33 +1,16 @@
 """One box: collector under gunicorn+gevent, in-process processor, a real Bugsink."""
 
-import json
-import os
-import time
-
 import pytest
 import requests
 
-from antenna.storage_keys import processed_crash_key
 from testlib.multipart import multipart_body
+from testlib.processed import wait_for_processed
 from tests.corpus import CORPUS_DIR
 
 DUMP = CORPUS_DIR / "generated" / "breakpad_segv.dmp"
 SYMBOLS = CORPUS_DIR / "generated" / "symbols"
 
 pytestmark = pytest.mark.skipif(not DUMP.exists(), reason=f"corpus not found at {CORPUS_DIR}")
-
-
-def wait_for_processed(root, crash_id, timeout=30):
-    path = os.path.join(root, *processed_crash_key(crash_id).split("/"))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(path):
-            with open(path) as fp:
-                processed = json.load(fp)
-            if processed["sentry"]["status"] != "pending":
-                return processed
-        time.sleep(0.1)
-    raise AssertionError(f"crash {crash_id} not processed within {timeout}s")
 
 
 def test_crash_goes_from_post_to_bugsink(start_collector, bugsink, tmp_path):
@@ -45,6 +28,7 @@ def test_crash_goes_from_post_to_bugsink(start_collector, bugsink, tmp_path):
     crash_id = resp.text.strip().removeprefix("CrashID=bp-")
 
     processed = wait_for_processed(str(tmp_path / "crashes"), crash_id)
+    assert processed is not None, "not processed within 30 s"
     assert processed["signature"] == "crash_here"
     assert processed["sentry"]["status"] == "sent", processed["sentry"]
 

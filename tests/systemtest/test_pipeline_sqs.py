@@ -1,4 +1,4 @@
-"""Scale-out: collector → S3 + SQS (moto server) → `python -m processor worker` → Bugsink."""
+"""Scale-out with a real crash: collector → S3 + SQS (moto server) → processor worker → Bugsink."""
 
 import json
 import subprocess
@@ -11,14 +11,10 @@ import requests
 from antenna.storage_keys import processed_crash_key, raw_crash_key
 from testlib.moto import moto_server
 from testlib.multipart import multipart_body
+from testlib.real_crash import EXPECTED_FRAMES
 from testlib.servers import REPO_ROOT, collector_env
-from tests.corpus import CORPUS_DIR
 
-DUMP = CORPUS_DIR / "generated" / "breakpad_segv.dmp"
-SYMBOLS = CORPUS_DIR / "generated" / "symbols"
 BUCKET = "crashes"
-
-pytestmark = pytest.mark.skipif(not DUMP.exists(), reason=f"corpus not found at {CORPUS_DIR}")
 
 
 @pytest.fixture
@@ -45,14 +41,16 @@ def wait_for(predicate, timeout, what):
     raise AssertionError(f"{what} not seen within {timeout}s")
 
 
-def post(url, annotations):
-    body, headers = multipart_body(annotations, {"upload_file_minidump": DUMP.read_bytes()})
+def post(url, annotations, dump):
+    body, headers = multipart_body(annotations, {"upload_file_minidump": dump})
     resp = requests.post(url + "/submit", data=body, headers=headers, timeout=10)
     assert resp.status_code == 200, resp.text
     return resp.text.strip().removeprefix("CrashID=bp-")
 
 
-def test_sqs_worker_processes_accepted_crashes_only(start_collector, moto, bugsink, tmp_path):
+def test_sqs_worker_processes_accepted_crashes_only(
+    start_collector, moto, bugsink, real_crash, tmp_path
+):
     moto.create_bucket(BUCKET)
     queue_url = moto.create_queue("crash-ids")
     aws = {
@@ -68,7 +66,7 @@ def test_sqs_worker_processes_accepted_crashes_only(start_collector, moto, bugsi
         str(tmp_path),
         **aws,
         PROCESSOR_SENTRY_DSN=bugsink.dsn,
-        PROCESSOR_SYMBOLS_PATHS=str(SYMBOLS),
+        PROCESSOR_SYMBOLS_PATHS=str(real_crash.symbols_dir),
         PROCESSOR_SYMBOLS_CACHE=str(tmp_path / "symcache"),
         PROCESSOR_WORKER_WAIT_SECONDS="1",
     )
@@ -78,9 +76,11 @@ def test_sqs_worker_processes_accepted_crashes_only(start_collector, moto, bugsi
         stdout=open(tmp_path / "worker.log", "wb"), stderr=subprocess.STDOUT,
     )
     try:
-        accepted = post(collector.url, {"ProductName": "ScaleOut", "Version": "7.1", "ReleaseChannel": "release"})
+        dump = real_crash.dump.read_bytes()
+        annotations = {"ProductName": "ScaleOut", "Version": "7.1", "ReleaseChannel": "release"}
+        accepted = post(collector.url, annotations, dump)
         deferred_id = "dddddddd-cbbf-4589-a673-34f801261129"
-        deferred = post(collector.url, {"ProductName": "ScaleOut", "crash_id": deferred_id})
+        deferred = post(collector.url, {"ProductName": "ScaleOut", "crash_id": deferred_id}, dump)
         assert deferred == deferred_id
 
         processed = wait_for(
@@ -91,7 +91,9 @@ def test_sqs_worker_processes_accepted_crashes_only(start_collector, moto, bugsi
         assert processed["sentry"]["status"] == "sent"
         data = bugsink.event(processed["sentry"]["event_id"])["data"]
         assert data["release"] == "ScaleOut@7.1"
-        assert data["exception"]["values"][0]["stacktrace"]["frames"][-1]["function"] == "crash_here"
+        frames = data["exception"]["values"][0]["stacktrace"]["frames"]
+        top = [(f["function"], f["lineno"]) for f in reversed(frames[-len(EXPECTED_FRAMES):])]
+        assert top == list(EXPECTED_FRAMES)
 
         assert get_json(moto, raw_crash_key(deferred_id))["legacy_processing"] == 1
         time.sleep(2)  # give the worker every chance to (wrongly) process the DEFERred crash

@@ -13,15 +13,13 @@ import requests
 
 from processor.stackwalker import DEFAULT_STACKWALKER
 from testlib.multipart import multipart_body
+from testlib.processed import wait_for_processed
 from testlib.real_crash import (
     EXPECTED_FILE,
     EXPECTED_FRAMES,
     REPO_ROOT,
     SOURCE,
-    RealCrashUnavailable,
-    make_real_crash,
 )
-from tests.systemtest.test_pipeline_inprocess import wait_for_processed
 
 SAMPLE_DIR = REPO_ROOT / "tests" / "data" / "sample-crash"
 ANNOTATIONS = {
@@ -37,15 +35,6 @@ needs_stackwalker = pytest.mark.skipif(
     not DEFAULT_STACKWALKER.exists(),
     reason=f"minidump_stackwalk not found at {DEFAULT_STACKWALKER} (run bin/fetch_stackwalker.sh)",
 )
-
-
-@pytest.fixture(scope="module")
-def real_crash(tmp_path_factory):
-    """One real dump and its symbols for this module (the client library is cached)."""
-    try:
-        return make_real_crash(tmp_path_factory.mktemp("real-crash"))
-    except RealCrashUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 def test_expected_frames_match_the_source():
