@@ -29,7 +29,7 @@ run: setup
 	$(BIN)/python -m testlib.onebox
 
 test: setup
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q -rs tests
 
 unittest: setup
 	$(BIN)/pytest -q tests/unittest
@@ -43,6 +43,7 @@ lint: setup
 bench: setup
 	$(BIN)/python -m bench.collector_bench
 	$(BIN)/python -m bench.processor_bench
+	$(BIN)/python -m bench.pipeline_latency
 
 docs: setup
 	$(BIN)/python -m antenna.configdoc > docs/configuration.md
