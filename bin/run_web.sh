@@ -15,6 +15,9 @@ args=(
     --bind "${GUNICORN_BIND:-0.0.0.0:8000}"
     --timeout "${GUNICORN_TIMEOUT:-60}"
     --graceful-timeout "${GUNICORN_GRACEFUL_TIMEOUT:-30}"
+    # gunicorn's control socket has one default path per user: several collectors on one
+    # box (tests, blue/green) would take it from each other. Nothing here uses it.
+    --no-control-socket
 )
 ACCESS_LOG="${GUNICORN_ACCESS_LOG--}"
 if [ -n "$ACCESS_LOG" ]; then args+=(--access-logfile "$ACCESS_LOG"); fi

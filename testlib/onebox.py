@@ -8,6 +8,7 @@ sending to that DSN.  Settings come from the environment, then ``my.env``, then
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -52,12 +53,30 @@ def configured_dsn(env):
     return build_config_manager(env)("PROCESSOR_SENTRY_DSN", default="", raise_error=False)
 
 
+def port_taken(bind):
+    host, _, port = bind.rpartition(":")
+    with socket.socket() as sock:
+        return sock.connect_ex((host or "127.0.0.1", int(port))) == 0
+
+
+def stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main():
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     os.makedirs(LOCAL_SYMBOLS, exist_ok=True)
     env = collector_environment()
+    if port_taken(env["GUNICORN_BIND"]):
+        print(f"make run: {env['GUNICORN_BIND']} is already in use (another `make run`?)",
+              file=sys.stderr)
+        return 1
     bugsink = None
     if configured_dsn(env):
         print("Sending crashes to the configured PROCESSOR_SENTRY_DSN (no local Bugsink).")
+    elif port_taken(f"127.0.0.1:{BUGSINK_PORT}"):
+        print(f"make run: 127.0.0.1:{BUGSINK_PORT} (Bugsink) is already in use", file=sys.stderr)
+        return 1
     else:
         print("Starting the local Bugsink (the first run installs it: about a minute) ...", flush=True)
         try:
