@@ -9,15 +9,24 @@ is fsync'd in the spool and will reach storage.
 import datetime
 import logging
 
+import gevent.threadpool
 from everett.manager import Option, parse_bool, parse_data_size
 
 from antenna import crashid, throttler
 from antenna.crashmover import Overloaded
-from antenna.payload import MalformedCrashReport, PayloadLimits, read_body
+from antenna.payload import (
+    MalformedCrashReport,
+    PayloadLimits,
+    boundary_of,
+    parse_body,
+    read_raw_body,
+)
 
 LOGGER = logging.getLogger(__name__)
 
 COLLECTOR_VERSION = "antenna-pipeline/0.1.0"
+# Threads parsing bodies; more than the cores buys nothing, the GIL serialises the rest.
+PARSE_THREADS = 2
 TOKEN_HEADER = "X-Crash-Id-Token"
 THROTTLE_METRIC = {
     throttler.ACCEPT: "accept",
@@ -81,18 +90,20 @@ class BreakpadSubmitterResource:
             max_parts=self.config("max_parts"),
             max_annotation=self.config("max_annotation_size"),
         )
+        self.parse_threads = gevent.threadpool.ThreadPool(PARSE_THREADS)
+        self.crash_id_reuse = self.config("crash_id_reuse")
+        self.reuse_token = self.config("secret_crash_id_reuse_token")
 
     def on_post(self, req, resp):
         with self.metrics.timer("on_post.time"):
             self.metrics.incr("incoming_crash")
+            if self.crashmover.is_full(req.content_length or 0):
+                # Refuse before reading the body: under overload a 503 must stay cheap.
+                self.overloaded(resp, None)
+                resp.set_header("Connection", "close")
+                return
             try:
-                report = read_body(
-                    req.bounded_stream,
-                    req.content_type,
-                    req.get_header("Content-Encoding"),
-                    req.content_length,
-                    self.limits,
-                )
+                report = self.read_report(req)
             except MalformedCrashReport as exc:
                 self.metrics.incr("malformed", tags={"reason": exc.reason})
                 LOGGER.info("malformed crash report: %s", exc.reason)
@@ -103,6 +114,18 @@ class BreakpadSubmitterResource:
                 text(resp, "400 Bad Request", "Discarded=malformed_read_error")
                 return
             self.handle_report(req, resp, report)
+
+    def read_report(self, req):
+        """Read the body on the hub (socket I/O), parse it in a thread.
+
+        Inflating and hashing a 400 KB dump release the GIL, so while one crash is
+        parsed the hub serves other requests on the other core.
+        """
+        boundary = boundary_of(req.content_type)
+        body = read_raw_body(req.bounded_stream, req.content_length, self.limits.max_compressed)
+        return self.parse_threads.apply(
+            parse_body, (body, boundary, req.get_header("Content-Encoding"), self.limits)
+        )
 
     def handle_report(self, req, resp, report):
         now = datetime.datetime.now(datetime.timezone.utc)
@@ -148,14 +171,7 @@ class BreakpadSubmitterResource:
         try:
             self.crashmover.accept(report, raw_crash)
         except Overloaded:
-            self.metrics.incr("overloaded")
-            LOGGER.warning("save queue full; asking client to retry", extra={"crash_id": crash_id})
-            text(
-                resp,
-                "503 Service Unavailable",
-                "Discarded=overloaded",
-                Retry_After=str(self.crashmover.retry_after),
-            )
+            self.overloaded(resp, crash_id)
             return
         LOGGER.info(
             "accepted crash (%s, rule %s)", throttler.RESULT_NAMES[result], rule,
@@ -163,15 +179,24 @@ class BreakpadSubmitterResource:
         )
         text(resp, "200 OK", f"CrashID={self.prefix}{crash_id}")
 
+    def overloaded(self, resp, crash_id):
+        self.metrics.incr("overloaded")
+        LOGGER.info("save queue full; asking client to retry", extra={"crash_id": crash_id})
+        text(
+            resp,
+            "503 Service Unavailable",
+            "Discarded=overloaded",
+            Retry_After=str(self.crashmover.retry_after),
+        )
+
     def reusable_crash_id(self, req, raw_crash):
         """A client-supplied crash id we may reuse, or None."""
-        if not self.config("crash_id_reuse"):
+        if not self.crash_id_reuse:
             return None
         candidate = raw_crash.get("crash_id") or raw_crash.get("uuid")
         if not crashid.is_valid_crash_id(candidate):
             return None
-        token = self.config("secret_crash_id_reuse_token")
-        if token and req.get_header(TOKEN_HEADER) != token:
+        if self.reuse_token and req.get_header(TOKEN_HEADER) != self.reuse_token:
             return None
         if self.crashstorage.crash_exists(candidate):
             LOGGER.info("client crash id already stored; minting a new one", extra={"crash_id": candidate})

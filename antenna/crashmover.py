@@ -143,9 +143,13 @@ class CrashMover:
         self.queue.put(item)
         self.metrics.gauge("save_queue_size", self.queue.qsize())
 
+    def is_full(self, incoming_bytes):
+        """True when a crash of this size would not fit in the save queue."""
+        return not self.accepting or self.queued_bytes + incoming_bytes > self.max_queue_bytes
+
     def accept(self, report, raw_crash):
         """Spool a crash and queue it; raise ``Overloaded`` when the queue is full."""
-        if not self.accepting or self.queued_bytes + report.size > self.max_queue_bytes:
+        if self.is_full(report.size):
             raise Overloaded()
         entry = self.spool_threads.apply(self.spool.write, (report, raw_crash))
         if self.spool_barrier:

@@ -186,7 +186,7 @@ def start_ceiling(tmp):
 def start_collector(tmp, name="collector", **overrides):
     root = os.path.join(tmp, name)
     os.makedirs(root, exist_ok=True)
-    env = collector_env(root, LOGGING_LEVEL="WARNING", **overrides)
+    env = collector_env(root, LOGGING_LEVEL="WARNING", GUNICORN_ACCESS_LOG="", **overrides)
     server = gunicorn_collector(root, env=env, log_name="gunicorn.log")
     return Target(name, server.start(), env["CRASHSTORAGE_FS_ROOT"], env["CRASHMOVER_SPOOL_DIR"])
 
@@ -367,7 +367,10 @@ def main(argv=None):
                         help="py-spy the collector worker during the gzip, top-concurrency cell")
     parser.add_argument("--profile-idle", action="store_true", help="py-spy --idle")
     parser.add_argument("--json", help="write every figure to this file")
+    parser.add_argument("--collector-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra collector setting for experiments (repeatable)")
     args = parser.parse_args(argv)
+    args.collector_env = dict(item.split("=", 1) for item in args.collector_env)
     if args.quick:
         args.seconds, args.warmup, args.overload_seconds = 3.0, 0.5, 8.0
     concurrencies = [int(c) for c in args.concurrency.split(",")]
@@ -380,7 +383,7 @@ def main(argv=None):
     try:
         ceiling = start_ceiling(tmp)
         targets.append(ceiling)
-        ours = start_collector(tmp)
+        ours = start_collector(tmp, **args.collector_env)
         targets.append(ours)
         print(f"# {os.cpu_count()} cores; {args.seconds:g} s per cell after {args.warmup:g} s "
               f"warm-up; 400 KB dump (half zeros, half random), 40 annotations; tmp {tmp}",
