@@ -71,8 +71,9 @@ class CrashMover:
             default="true",
             parser=parse_bool,
             doc=(
-                "Sync spooled crashes to disk before answering (group commit: one syncfs "
-                "for all requests waiting); turn off only where losing power may lose crashes."
+                "Sync spooled crashes to disk before answering (group commit: one thread "
+                "syncs the files of all waiting requests); turn off only where losing power "
+                "may lose crashes."
             ),
         )
         crashmover_retry_max_sleep = Option(
@@ -101,7 +102,7 @@ class CrashMover:
         self.max_sleep = self.config("crashmover_retry_max_sleep")
         self.spool = Spool(self.config("crashmover_spool_dir"))
         self.spool_barrier = (
-            SyncBarrier(self.spool.root) if self.config("crashmover_spool_fsync") else None
+            SyncBarrier() if self.config("crashmover_spool_fsync") else None
         )
         self.spool_threads = gevent.threadpool.ThreadPool(SPOOL_THREADS)
         self.storage_threads = gevent.threadpool.ThreadPool(self.config("concurrent_crashmovers"))
@@ -153,7 +154,7 @@ class CrashMover:
             raise Overloaded()
         entry = self.spool_threads.apply(self.spool.write, (report, raw_crash))
         if self.spool_barrier:
-            self.spool_barrier.wait()
+            self.spool_barrier.wait([entry.path])
         self.enqueue(QueueItem(entry, raw_crash, report.dumps))
         return entry
 
@@ -196,7 +197,7 @@ class CrashMover:
             self.storage_threads.apply(self.crashstorage.save_crash, args)
         else:
             self.crashstorage.save_crash(*args)
-        self.crashstorage.sync()
+        self.crashstorage.sync(crash_id, list(dumps))
 
     def retry(self, what, crash_id, func, *args):
         """Call ``func`` until it succeeds, backing off exponentially up to max_sleep."""

@@ -1,50 +1,52 @@
-"""Group commit: many coroutines wait for one filesystem sync instead of one fsync each.
+"""Group commit: coroutines hand their freshly written files to one flusher thread.
 
-A 400 KB fsync costs milliseconds of disk time, and the collector writes several files
+A 400 KB fsync costs milliseconds of disk time and the collector writes several files
 per crash (spool, then dump, dump names and raw crash in storage).  Writers write
-without syncing, then ``SyncBarrier.wait()``: the barrier runs one ``syncfs`` of the
-filesystem for everyone waiting, in a thread, and wakes them all when it returns.  A
-waiter is only woken by a sync that started after it called ``wait()``, so its own
-writes (done before) are on disk when it returns.
+without syncing and call ``SyncBarrier.wait(paths)``; a single thread then
+``fdatasync``s every file of the waiting batch and ``fsync``s their folders (so new
+names survive a power cut too), and wakes the whole batch.  On journaling filesystems
+the first sync of a batch commits the others' data as well, so a batch costs about
+one disk flush instead of one per file, and unlike ``syncfs`` nobody else's writes
+are flushed along.
 """
 
-import ctypes
-import ctypes.util
 import os
 
 import gevent
 import gevent.event
 import gevent.threadpool
 
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
-
-def syncfs(fd):
-    """Flush every dirty page and inode of the filesystem holding ``fd`` (Linux)."""
-    if not hasattr(_LIBC, "syncfs"):
-        os.sync()
-        return
-    if _LIBC.syncfs(fd) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, os.strerror(errno))
+def sync_files(paths):
+    """fdatasync each file, then fsync each distinct parent folder."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+    for folder in {os.path.dirname(path) for path in paths}:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 class SyncBarrier:
-    """Batches sync requests for the filesystem that holds ``path``."""
+    """Batches the sync requests of many coroutines into one thread's work."""
 
-    def __init__(self, path):
-        os.makedirs(path, exist_ok=True)
-        self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    def __init__(self):
         self.thread = gevent.threadpool.ThreadPool(1)
-        self.waiters = []
+        self.waiting = []
         self.wanted = gevent.event.Event()
         self.flusher = None
-        self.syncs = 0
+        self.batches = 0
 
-    def wait(self):
-        """Return once everything written before this call is on disk."""
+    def wait(self, paths):
+        """Return once ``paths`` (already written and closed) are on disk."""
         done = gevent.event.AsyncResult()
-        self.waiters.append(done)
+        self.waiting.append((paths, done))
         self.wanted.set()
         if self.flusher is None or self.flusher.dead:
             self.flusher = gevent.spawn(self.flush_loop)
@@ -54,18 +56,18 @@ class SyncBarrier:
         while True:
             self.wanted.wait()
             self.wanted.clear()
-            batch, self.waiters = self.waiters, []
+            batch, self.waiting = self.waiting, []
+            paths = [path for paths, _ in batch for path in paths]
             try:
-                self.thread.apply(syncfs, (self.fd,))
+                self.thread.apply(sync_files, (paths,))
             except Exception as exc:
-                for done in batch:
+                for _, done in batch:
                     done.set_exception(exc)
                 continue
-            self.syncs += 1
-            for done in batch:
+            self.batches += 1
+            for _, done in batch:
                 done.set(True)
 
     def close(self):
         if self.flusher is not None:
             self.flusher.kill()
-        os.close(self.fd)

@@ -17,6 +17,15 @@ def raw_crash_bytes(raw_crash):
     return json.dumps(raw_crash, sort_keys=True).encode("utf-8")
 
 
+def crash_keys(crash_id, dump_names):
+    """Every key ``save_crash`` writes for a crash."""
+    return [
+        *(storage_keys.dump_key(crash_id, name) for name in dump_names),
+        storage_keys.dump_names_key(crash_id),
+        storage_keys.raw_crash_key(crash_id),
+    ]
+
+
 class KeyValueCrashStorage:
     """A backend is a small key/value store; the crash layout lives here, once.
 
@@ -40,7 +49,7 @@ class KeyValueCrashStorage:
         """Return a list of problems (empty when healthy)."""
         return []
 
-    def sync(self):
+    def sync(self, crash_id, dump_names):
         """Make what ``save_crash`` wrote durable; backends with their own durability pass."""
 
     def save_crash(self, crash_id, raw_crash, dumps):

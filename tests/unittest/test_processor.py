@@ -145,3 +145,33 @@ def test_routes_pick_the_dsn(tmp_path, sentry):
         assert len(mobile.requests) == 1 and sentry.requests == []
     finally:
         mobile.stop()
+
+
+def test_processed_crash_saved_once_after_sentry(tmp_path, sentry):
+    storage, processor = make(tmp_path, PROCESSOR_SENTRY_DSN=sentry.dsn)
+    store(storage)
+    saved = []
+    save = storage.save_processed_crash
+    def recording_save(crash_id, processed):
+        saved.append(processed["sentry"])
+        save(crash_id, processed)
+
+    storage.save_processed_crash = recording_save
+    processor.process_crash(CRASH_ID)
+    assert [s["status"] for s in saved] == ["sent"]
+
+
+def test_event_building_bug_still_saves_the_crash(tmp_path, sentry, monkeypatch):
+    storage, processor = make(tmp_path, PROCESSOR_SENTRY_DSN=sentry.dsn)
+    store(storage)
+
+    def broken(processed, raw_crash):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(processor.event_builder, "build_with_payload", broken)
+    processor.process_crash(CRASH_ID)
+    saved = storage.load_processed_crash(CRASH_ID)
+    assert saved["signature"] == "crash_here"
+    assert saved["sentry"]["status"].startswith("failed: RuntimeError")
+    assert any("Sentry delivery failed" in note for note in saved["processor_notes"])
+    assert sentry.requests == []

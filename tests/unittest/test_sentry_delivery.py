@@ -4,6 +4,7 @@ import time
 import pytest
 from everett.manager import ConfigManager
 from sentry_sdk.envelope import Envelope
+from sentry_sdk.utils import json_dumps
 
 from processor.sentry_delivery import SentryDelivery, mask_dsn, parse_rate_limits
 from testlib.fake_sentry import KEY, FakeSentry
@@ -152,3 +153,11 @@ def test_parse_rate_limits():
     assert parse_rate_limits("60:transaction:key") is None
     assert parse_rate_limits("10:error:key, 20:default;error:org") == 20
     assert parse_rate_limits("bogus, 5:attachment:key") is None
+
+
+def test_given_payload_is_sent_as_is_and_matches_serializing():
+    attach = delivery(PROCESSOR_SENTRY_ATTACH_MINIDUMP="true")
+    fresh = attach.envelope(EVENT, minidump=b"MDMP\x93\xa7")
+    given = attach.envelope(EVENT, minidump=b"MDMP\x93\xa7", payload=json_dumps(EVENT))
+    assert given == fresh
+    assert Envelope.deserialize(given).get_event() == EVENT

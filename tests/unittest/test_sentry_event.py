@@ -5,10 +5,11 @@ import time
 import pytest
 from everett.manager import ConfigManager
 from sentry_relay.processing import StoreNormalizer
+from sentry_sdk.utils import json_dumps
 
 from processor import scrub
 from processor.scrub import scrub_annotations, scrub_path, scrub_text
-from processor.sentry_event import breakpad_to_sentry_debug_id, build_event
+from processor.sentry_event import SentryEventBuilder, breakpad_to_sentry_debug_id, build_event
 from testlib.sentry_fixtures import processed_crash_from_corpus
 
 CRASH_ID = "de1bb258-cbbf-4589-a673-34f800160918"
@@ -146,8 +147,11 @@ def test_in_app_pattern_option():
 
 def test_huge_crash_is_trimmed_to_fit():
     pc = processed_crash_from_corpus("mozilla-pgo", "android-arm", CRASH_ID)
-    event = build_event(pc, raw_crash(), config(PROCESSOR_SENTRY_MAX_EVENT_BYTES="300000"))
-    assert len(json.dumps(event)) <= 300_000
+    builder = SentryEventBuilder(config(PROCESSOR_SENTRY_MAX_EVENT_BYTES="300000"))
+    event, payload = builder.build_with_payload(pc, raw_crash())
+    # The budget is on the bytes the envelope carries; the payload is the trimmed event.
+    assert payload == json_dumps(event)
+    assert len(payload) <= 300_000
     assert "omitted" in event["extra"]["sentry_trimmed"]
     assert event["exception"]["values"][0]["stacktrace"]["frames"]
     # Images without a debug id (mapped data files) are left out rather than rejected.
@@ -263,3 +267,15 @@ def test_event_never_leaks_personal_data(host_names):
     assert event["extra"]["StartupURL"] == "https://intranet.example/a"
     assert event["debug_meta"]["images"][0]["code_file"] == "/home/<user>/app/crash_bp"
     assert_relay_accepts(event)
+
+
+def test_payload_is_the_event_json_and_frames_are_distinct():
+    pc = processed_crash_from_corpus("mozilla-pgo", "linux-x86_64", CRASH_ID)
+    event, payload = SentryEventBuilder(config()).build_with_payload(pc, raw_crash())
+    assert payload == json_dumps(event)
+    assert "sentry_trimmed" not in event["extra"]
+    # Repeated frames are converted once but every event frame is its own dict.
+    frames = [
+        f for t in event["threads"]["values"] for f in t.get("stacktrace", {}).get("frames", [])
+    ]
+    assert len({id(f) for f in frames}) == len(frames)

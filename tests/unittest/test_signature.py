@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from everett.manager import ConfigManager
 
-from processor.signature import SIGLISTS_DIR, SignatureMaker
+from processor.signature import SIGLISTS_DIR, SignatureMaker, signature_input
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 needs_corpus = pytest.mark.skipif(
@@ -181,3 +181,17 @@ def test_siglists_override(tmp_path):
         maker(siglists_dir=tmp_path).generate(crash)["signature"]
         == "level_two | level_one"
     )
+
+
+@needs_corpus
+def test_only_the_crashing_thread_is_converted(signer):
+    crash = processed_from_m_txt("generated/breakpad_segv")
+    other = {"thread_index": len(crash["threads"]), "frames": [{"function": "other"}]}
+    crash["threads"].append(other)
+    crash_data = signature_input(crash)
+    index = crash["crashing_thread"]
+    assert len(crash_data["threads"]) == len(crash["threads"])
+    assert crash_data["threads"][index]["frames"][0]["function"] == (
+        crash["threads"][index]["frames"][0]["function"]
+    )
+    assert all(not t["frames"] for i, t in enumerate(crash_data["threads"]) if i != index)

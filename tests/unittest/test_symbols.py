@@ -351,3 +351,21 @@ def test_s3_source(tmp_path, s3_endpoint):
     symbols.prepare(modules)
     assert symbols.stats["hits"] == 1
     assert os.path.isdir(tmp_path / "cache")
+
+
+def test_local_hits_and_sourceless_misses_remembered(tmp_path, monkeypatch):
+    local = tmp_path / "local"
+    local.joinpath("a.so", "AA", "a.so.sym").parent.mkdir(parents=True)
+    local.joinpath("a.so", "AA", "a.so.sym").write_text("MODULE")
+    modules = [{"debug_file": "a.so", "debug_id": "AA"}, {"debug_file": "b.so", "debug_id": "BB"}]
+    symbols = provider(tmp_path, paths=str(local))
+    symbols.prepare(modules)
+    assert symbols.stats["local"] == 1 and symbols.stats["misses"] == 1
+
+    def no_file_system(*args):
+        raise AssertionError("a remembered module must not touch the file system")
+
+    monkeypatch.setattr(os.path, "isfile", no_file_system)
+    monkeypatch.setattr(symbols, "_touch", no_file_system)
+    symbols.prepare(modules)
+    assert symbols.stats["local"] == 2 and symbols.stats["misses"] == 2

@@ -5,7 +5,7 @@ import os
 from everett.manager import Option, parse_bool
 
 from antenna.durability import SyncBarrier
-from antenna.ext.crashstorage_base import KeyValueCrashStorage
+from antenna.ext.crashstorage_base import KeyValueCrashStorage, crash_keys
 from antenna.fsutil import atomic_write
 
 
@@ -25,7 +25,7 @@ class FSCrashStorage(KeyValueCrashStorage):
             parser=parse_bool,
             doc=(
                 "Sync saved files to disk before a crash counts as saved and leaves the "
-                "spool (group commit: one syncfs for all crashmovers waiting)."
+                "spool (group commit: one thread syncs the files of all waiting crashmovers)."
             ),
         )
 
@@ -33,7 +33,7 @@ class FSCrashStorage(KeyValueCrashStorage):
         self.config = config.with_options(self)
         self.root = os.path.abspath(self.config("fs_root"))
         os.makedirs(self.root, exist_ok=True)
-        self.barrier = SyncBarrier(self.root) if self.config("fs_fsync") else None
+        self.barrier = SyncBarrier() if self.config("fs_fsync") else None
 
     def path(self, key):
         return os.path.join(self.root, *key.split("/"))
@@ -41,9 +41,9 @@ class FSCrashStorage(KeyValueCrashStorage):
     def put(self, key, data):
         atomic_write(self.path(key), data)
 
-    def sync(self):
+    def sync(self, crash_id, dump_names):
         if self.barrier:
-            self.barrier.wait()
+            self.barrier.wait([self.path(key) for key in crash_keys(crash_id, dump_names)])
 
     def get(self, key):
         try:
