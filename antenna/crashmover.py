@@ -30,14 +30,13 @@ class Overloaded(Exception):
 
 
 class QueueItem:
-    """A queued crash: its spool entry, and its content while it is still in memory."""
+    """A queued crash: its spool entry (dumps stay on disk, so memory stays flat)."""
 
-    __slots__ = ("entry", "raw_crash", "dumps", "queued_at")
+    __slots__ = ("entry", "raw_crash", "queued_at")
 
-    def __init__(self, entry, raw_crash=None, dumps=None):
+    def __init__(self, entry, raw_crash=None):
         self.entry = entry
         self.raw_crash = raw_crash
-        self.dumps = dumps
         self.queued_at = time.monotonic()
 
 
@@ -154,8 +153,8 @@ class CrashMover:
             raise Overloaded()
         entry = self.spool_threads.apply(self.spool.write, (report, raw_crash))
         if self.spool_barrier:
-            self.spool_barrier.wait([entry.path])
-        self.enqueue(QueueItem(entry, raw_crash, report.dumps))
+            self.spool_barrier.wait(entry.files)
+        self.enqueue(QueueItem(entry, raw_crash))
         return entry
 
     def mover_loop(self):
@@ -178,9 +177,9 @@ class CrashMover:
     def handle(self, item):
         crash_id = item.entry.crash_id
         if item.raw_crash is None:
-            item.raw_crash, item.dumps = self.spool.read(item.entry)
+            item.raw_crash = self.storage_threads.apply(self.spool.read, (item.entry,))[0]
         with self.metrics.timer("crash_save.time"):
-            self.retry("save", crash_id, self.save, crash_id, item.raw_crash, item.dumps)
+            self.retry("save", crash_id, self.save, item.entry, item.raw_crash)
         self.metrics.incr("save_crash.count")
         LOGGER.info("saved crash", extra={"crash_id": crash_id})
         if item.raw_crash.get("legacy_processing") == ACCEPT:
@@ -190,14 +189,18 @@ class CrashMover:
         self.storage_threads.apply(self.spool.remove, (item.entry,))
         self.metrics.timing("crash_handling.time", (time.monotonic() - item.queued_at) * 1000.0)
 
-    def save(self, crash_id, raw_crash, dumps):
+    def save(self, entry, raw_crash):
         """Blocking backends (local disk) run in threads, so the hub keeps serving."""
-        args = (crash_id, raw_crash, dumps)
+        crash_id = entry.crash_id
         if self.crashstorage.blocking_io:
-            self.storage_threads.apply(self.crashstorage.save_crash, args)
+            dump_files = {name: entry.dump_path(name) for name in entry.dump_names}
+            self.storage_threads.apply(
+                self.crashstorage.save_spooled_crash, (crash_id, raw_crash, dump_files)
+            )
         else:
-            self.crashstorage.save_crash(*args)
-        self.crashstorage.sync(crash_id, list(dumps))
+            _, dumps = self.storage_threads.apply(self.spool.read, (entry,))
+            self.crashstorage.save_crash(crash_id, raw_crash, dumps)
+        self.crashstorage.sync(crash_id, entry.dump_names)
 
     def retry(self, what, crash_id, func, *args):
         """Call ``func`` until it succeeds, backing off exponentially up to max_sleep."""

@@ -14,3 +14,11 @@ def atomic_write(path, data):
     with open(tmp, "wb") as fp:
         fp.write(data)
     os.replace(tmp, path)
+
+
+def atomic_link(source, path):
+    """Give ``source``'s file the name ``path`` too, replacing any file there atomically."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    os.link(source, tmp)
+    os.replace(tmp, path)

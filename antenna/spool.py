@@ -3,9 +3,14 @@
 Each gunicorn worker owns one spool folder (``w-<uuid>``) and holds an exclusive
 ``flock`` on its lock file for its whole life.  The kernel drops that lock when the
 worker dies, even by ``kill -9``, so any live worker can adopt a dead worker's
-folder: move its files into its own folder and queue them again.  A spool file
-is written in one go; the caller makes it durable (``durability.SyncBarrier``)
-before answering.  A file without its trailer was never answered for and is discarded.
+folder: move its crashes into its own folder and queue them again.
+
+A spooled crash is a folder ``<crash_id>/`` holding one file per dump and, written
+last, ``crash.json`` (raw crash, dump names, sizes and checksums).  Without a valid
+``crash.json`` whose dumps all match, the crash was never answered for and is
+discarded.  Dumps are plain files so that filesystem storage can hard-link them
+instead of writing every dump a second time.  The caller makes the files durable
+(``durability.SyncBarrier``) before answering.
 """
 
 import fcntl
@@ -13,74 +18,57 @@ import hashlib
 import json
 import logging
 import os
-import struct
+import shutil
 import uuid
 
 LOGGER = logging.getLogger(__name__)
 
-MAGIC = b"ANTSPOOL1\n"
-TRAILER = b"\nEND\n"
-SUFFIX = ".crash"
+MANIFEST = "crash.json"
+DUMP_SUFFIX = ".dump"
 LOCK_NAME = ".lock"
 
 
+class CorruptSpoolEntry(Exception):
+    """A spooled crash that was never completely written."""
+
+
 class SpoolEntry:
-    """A spooled crash: where it is and how many bytes it holds."""
+    """A spooled crash: its folder, its files and how many bytes it holds."""
 
-    __slots__ = ("crash_id", "path", "size")
+    __slots__ = ("crash_id", "path", "size", "dump_names")
 
-    def __init__(self, crash_id, path, size):
+    def __init__(self, crash_id, path, size, dump_names):
         self.crash_id = crash_id
         self.path = path
         self.size = size
+        self.dump_names = dump_names
+
+    def dump_path(self, name):
+        return os.path.join(self.path, name + DUMP_SUFFIX)
+
+    @property
+    def files(self):
+        """Every file of the entry, manifest last, plus its folder (for syncing)."""
+        dumps = [self.dump_path(name) for name in self.dump_names]
+        return [*dumps, os.path.join(self.path, MANIFEST), self.path]
 
 
-class CorruptSpoolFile(Exception):
-    """A spool file that was never completely written."""
+def write_file(path, data):
+    with open(path, "wb") as fp:
+        fp.write(data)
 
 
-def encode(report, raw_crash):
-    """Serialise a crash: magic, header length, JSON header, dumps, trailer."""
-    dumps = list(report.dumps.items())
-    header = json.dumps(
-        {
-            "crash_id": report.crash_id,
-            "raw_crash": raw_crash,
-            "dumps": [[name, len(data), report.checksums.get(name)] for name, data in dumps],
-        }
-    ).encode("utf-8")
-    return [MAGIC, struct.pack(">Q", len(header)), header, *(data for _, data in dumps), TRAILER]
-
-
-def decode(blob):
-    """Inverse of ``encode``: (crash_id, raw_crash, {name: bytes}); checks every checksum."""
-    if not blob.startswith(MAGIC) or not blob.endswith(TRAILER):
-        raise CorruptSpoolFile("missing magic or trailer")
-    offset = len(MAGIC)
-    (header_len,) = struct.unpack(">Q", blob[offset : offset + 8])
-    offset += 8
-    header = json.loads(blob[offset : offset + header_len])
-    offset += header_len
-    dumps = {}
-    for name, length, checksum in header["dumps"]:
-        data = blob[offset : offset + length]
-        offset += length
-        if len(data) != length or (checksum and hashlib.sha256(data).hexdigest() != checksum):
-            raise CorruptSpoolFile(f"dump {name} is damaged")
-        dumps[name] = data
-    if offset + len(TRAILER) != len(blob):
-        raise CorruptSpoolFile("length mismatch")
-    return header["crash_id"], header["raw_crash"], dumps
-
-
-def write_all(fd, chunks):
-    """One ``writev`` for the whole crash; loop only if the kernel wrote less."""
-    written = os.writev(fd, chunks)
-    total = sum(len(chunk) for chunk in chunks)
-    if written < total:
-        rest = memoryview(b"".join(chunks))[written:]
-        while rest:
-            rest = rest[os.write(fd, rest) :]
+def read_manifest(folder):
+    """Load and check a spooled crash's manifest against its dump files."""
+    try:
+        with open(os.path.join(folder, MANIFEST), "rb") as fp:
+            manifest = json.load(fp)
+        for name, size in manifest["dumps"]:
+            if os.path.getsize(os.path.join(folder, name + DUMP_SUFFIX)) != size:
+                raise CorruptSpoolEntry(f"dump {name} has the wrong size")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CorruptSpoolEntry(str(exc)) from exc
+    return manifest
 
 
 class Spool:
@@ -94,47 +82,56 @@ class Spool:
         self.lock_fd = os.open(os.path.join(self.dir, LOCK_NAME), os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
-    def path_for(self, crash_id):
-        return os.path.join(self.dir, crash_id + SUFFIX)
-
     def write(self, report, raw_crash):
         """Write one crash (not yet synced); blocking, so call it from a thread pool."""
-        path = self.path_for(report.crash_id)
-        chunks = encode(report, raw_crash)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            write_all(fd, chunks)
-        finally:
-            os.close(fd)
-        return SpoolEntry(report.crash_id, path, sum(len(c) for c in chunks))
+        folder = os.path.join(self.dir, report.crash_id)
+        os.mkdir(folder)
+        for name, data in report.dumps.items():
+            write_file(os.path.join(folder, name + DUMP_SUFFIX), data)
+        manifest = {
+            "crash_id": report.crash_id,
+            "raw_crash": raw_crash,
+            "dumps": [[name, len(data)] for name, data in report.dumps.items()],
+        }
+        write_file(os.path.join(folder, MANIFEST), json.dumps(manifest).encode("utf-8"))
+        return SpoolEntry(report.crash_id, folder, report.size, list(report.dumps))
 
     def read(self, entry):
-        """Load a spooled crash as (raw_crash, dumps)."""
-        with open(entry.path, "rb") as fp:
-            crash_id, raw_crash, dumps = decode(fp.read())
+        """Load a spooled crash as (raw_crash, dumps); checks the dumps' checksums."""
+        manifest = read_manifest(entry.path)
+        raw_crash = manifest["raw_crash"]
+        dumps = {}
+        for name, _size in manifest["dumps"]:
+            with open(entry.dump_path(name), "rb") as fp:
+                dumps[name] = fp.read()
+            expected = raw_crash.get("dump_checksums", {}).get(name)
+            if expected and hashlib.sha256(dumps[name]).hexdigest() != expected:
+                raise CorruptSpoolEntry(f"dump {name} of {entry.crash_id} is damaged")
         return raw_crash, dumps
 
     def remove(self, entry):
-        try:
-            os.unlink(entry.path)
-        except FileNotFoundError:
-            LOGGER.warning("spool file already gone", extra={"crash_id": entry.crash_id})
+        shutil.rmtree(entry.path, ignore_errors=True)
 
     def pending(self):
         """Entries in this worker's own folder (normally those still queued)."""
         return list(self.entries_in(self.dir))
 
     def entries_in(self, folder):
+        """Complete crashes of a worker folder (those being written are skipped)."""
         for name in sorted(os.listdir(folder)):
-            if name.endswith(SUFFIX):
-                path = os.path.join(folder, name)
-                yield SpoolEntry(name[: -len(SUFFIX)], path, os.path.getsize(path))
+            path = os.path.join(folder, name)
+            if name == LOCK_NAME or not os.path.isdir(path):
+                continue
+            try:
+                manifest = read_manifest(path)
+            except CorruptSpoolEntry:
+                continue
+            names = [dump_name for dump_name, _ in manifest["dumps"]]
+            size = sum(size for _, size in manifest["dumps"])
+            yield SpoolEntry(name, path, size, names)
 
     def adopt_orphans(self):
-        """Move crashes of dead workers into this folder; return their entries.
-
-        Damaged files were never acknowledged to a client; they are logged and dropped.
-        """
+        """Move crashes of dead workers into this folder; return their entries."""
         adopted = []
         for name in sorted(os.listdir(self.root)):
             folder = os.path.join(self.root, name)
@@ -155,8 +152,7 @@ class Spool:
                 continue  # another worker adopted it meanwhile
             try:
                 adopted.extend(self.adopt_folder(folder))
-                os.unlink(lock_path)
-                os.rmdir(folder)
+                shutil.rmtree(folder)
             except OSError as exc:
                 LOGGER.warning("could not finish adopting %s: %s", folder, exc)
             finally:
@@ -164,24 +160,15 @@ class Spool:
         return adopted
 
     def adopt_folder(self, folder):
+        """Move a dead worker's complete crashes here; what is left was never answered."""
         adopted = []
         for entry in list(self.entries_in(folder)):
-            try:
-                with open(entry.path, "rb") as fp:
-                    decode(fp.read())
-            except (CorruptSpoolFile, ValueError, struct.error) as exc:
-                LOGGER.warning(
-                    "dropping incomplete spool file %s: %s", entry.path, exc,
-                    extra={"crash_id": entry.crash_id},
-                )
-                os.unlink(entry.path)
-                continue
-            target = self.path_for(entry.crash_id)
+            target = os.path.join(self.dir, entry.crash_id)
             os.replace(entry.path, target)
-            adopted.append(SpoolEntry(entry.crash_id, target, entry.size))
+            adopted.append(SpoolEntry(entry.crash_id, target, entry.size, entry.dump_names))
         for name in os.listdir(folder):
             if name != LOCK_NAME:
-                os.unlink(os.path.join(folder, name))
+                LOGGER.warning("dropping incomplete spooled crash %s", name, extra={"crash_id": name})
         return adopted
 
     def close(self):
@@ -192,7 +179,6 @@ class Spool:
         if self.lock_fd is None:
             return
         if not self.pending():
-            os.unlink(os.path.join(self.dir, LOCK_NAME))
-            os.rmdir(self.dir)
+            shutil.rmtree(self.dir, ignore_errors=True)
         os.close(self.lock_fd)
         self.lock_fd = None

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 
+from antenna.spool import MANIFEST
 from bench.loadgen import encode_request, save_requests
 from testlib.multipart import gzip_body, multipart_body, realistic_annotations
 from testlib.servers import (
@@ -161,7 +162,7 @@ class Target:
     def spooled_count(self):
         count = 0
         for _, _, files in os.walk(self.spool_root):
-            count += sum(1 for f in files if f.endswith(".crash"))
+            count += sum(1 for f in files if f == MANIFEST)
         return count
 
     def clear_storage(self):

@@ -17,6 +17,7 @@ class SlowFSCrashStorage(FSCrashStorage):
         super().__init__(config)
         self.save_delay = self.config("save_delay")
 
-    def save_crash(self, crash_id, raw_crash, dumps):
+    def save_index(self, crash_id, raw_crash, dump_names):
+        """Every save path ends here, once per crash."""
         time.sleep(self.save_delay)
-        super().save_crash(crash_id, raw_crash, dumps)
+        super().save_index(crash_id, raw_crash, dump_names)

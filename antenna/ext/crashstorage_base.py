@@ -56,9 +56,21 @@ class KeyValueCrashStorage:
         """Dumps first, then dump names, then the raw crash: its presence means complete."""
         for name, data in dumps.items():
             self.put(storage_keys.dump_key(crash_id, name), data)
-        names = [storage_keys.stored_dump_name(name) for name in dumps]
+        self.save_index(crash_id, raw_crash, list(dumps))
+
+    def save_index(self, crash_id, raw_crash, dump_names):
+        """Dump names, then the raw crash, once the dumps are stored."""
+        names = [storage_keys.stored_dump_name(name) for name in dump_names]
         self.put(storage_keys.dump_names_key(crash_id), json.dumps(names).encode("utf-8"))
         self.put(storage_keys.raw_crash_key(crash_id), raw_crash_bytes(raw_crash))
+
+    def save_spooled_crash(self, crash_id, raw_crash, dump_files):
+        """Save a crash whose dumps are files ({name: path}) in the spool."""
+        dumps = {}
+        for name, path in dump_files.items():
+            with open(path, "rb") as fp:
+                dumps[name] = fp.read()
+        self.save_crash(crash_id, raw_crash, dumps)
 
     def crash_exists(self, crash_id):
         return self.exists(storage_keys.raw_crash_key(crash_id))

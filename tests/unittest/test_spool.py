@@ -1,43 +1,49 @@
-"""The spool is what makes a 200 durable: test its file format and adoption."""
+"""The spool is what makes a 200 durable: test its layout, damage detection and adoption."""
 
+import hashlib
 import multiprocessing
 import os
 
 import pytest
 
 from antenna.rawcrash import CrashReport
-from antenna.spool import CorruptSpoolFile, Spool, decode, encode
+from antenna.spool import MANIFEST, CorruptSpoolEntry, Spool
+
+DUMP = b"MDMP" * 100
 
 
 def report(crash_id="de1bb258-cbbf-4589-a673-34f800160918"):
-    rep = CrashReport(crash_id=crash_id, dumps={"upload_file_minidump": b"MDMP" * 100})
-    rep.checksums["upload_file_minidump"] = __import__("hashlib").sha256(b"MDMP" * 100).hexdigest()
-    return rep
+    return CrashReport(crash_id=crash_id, dumps={"upload_file_minidump": DUMP, "other": b"x"})
+
+
+def raw_crash(**extra):
+    return {"dump_checksums": {"upload_file_minidump": hashlib.sha256(DUMP).hexdigest()}, **extra}
 
 
 def test_round_trip(tmp_path):
     spool = Spool(tmp_path)
-    entry = spool.write(report(), {"ProductName": "A"})
+    entry = spool.write(report(), raw_crash(ProductName="A"))
     raw, dumps = spool.read(entry)
-    assert raw == {"ProductName": "A"}
-    assert dumps == {"upload_file_minidump": b"MDMP" * 100}
+    assert raw["ProductName"] == "A"
+    assert dumps == {"upload_file_minidump": DUMP, "other": b"x"}
     assert [e.crash_id for e in spool.pending()] == [entry.crash_id]
+    assert open(entry.dump_path("upload_file_minidump"), "rb").read() == DUMP
     spool.remove(entry)
     assert spool.pending() == []
 
 
-def test_truncated_or_damaged_files_are_detected():
-    blob = b"".join(encode(report(), {"a": "b"}))
-    with pytest.raises(CorruptSpoolFile):
-        decode(blob[:-3])
-    damaged = blob.replace(b"MDMPMDMP", b"XXXXXXXX", 1)
-    with pytest.raises(CorruptSpoolFile):
-        decode(damaged)
+def test_damaged_dump_is_detected(tmp_path):
+    spool = Spool(tmp_path)
+    entry = spool.write(report(), raw_crash())
+    with open(entry.dump_path("upload_file_minidump"), "r+b") as fp:
+        fp.write(b"XXXX")
+    with pytest.raises(CorruptSpoolEntry):
+        spool.read(entry)
 
 
 def hold_spool_and_die(root, crash_id, conn):
     spool = Spool(root)
-    spool.write(report(crash_id), {"ProductName": "orphan"})
+    spool.write(report(crash_id), raw_crash(ProductName="orphan"))
     conn.send("written")
     conn.recv()  # wait to be killed
     os._exit(0)
@@ -57,14 +63,21 @@ def test_live_workers_are_left_alone_dead_ones_adopted(tmp_path):
     proc.join()
     adopted = mine.adopt_orphans()
     assert [e.crash_id for e in adopted] == [crash_id]
-    assert mine.read(adopted[0])[0] == {"ProductName": "orphan"}
+    assert mine.read(adopted[0])[0]["ProductName"] == "orphan"
     assert sorted(os.listdir(tmp_path)) == [os.path.basename(mine.dir)]
 
 
-def test_incomplete_orphans_are_dropped(tmp_path):
+@pytest.mark.parametrize("damage", ["no manifest", "short dump"])
+def test_incomplete_orphans_are_dropped(tmp_path, damage):
     dead = Spool(tmp_path)
-    entry = dead.write(report(), {"x": "y"})
-    with open(entry.path, "r+b") as fp:
-        fp.truncate(entry.size - 10)
-    dead.close()
-    assert Spool(tmp_path).adopt_orphans() == []
+    entry = dead.write(report(), raw_crash())
+    if damage == "no manifest":
+        os.unlink(os.path.join(entry.path, MANIFEST))
+    else:
+        with open(entry.dump_path("upload_file_minidump"), "r+b") as fp:
+            fp.truncate(10)
+    os.close(dead.lock_fd)  # the worker dies: its lock goes, its folder stays
+    survivor = Spool(tmp_path)
+    assert len(os.listdir(tmp_path)) == 2
+    assert survivor.adopt_orphans() == []
+    assert sorted(os.listdir(tmp_path)) == [os.path.basename(survivor.dir)]

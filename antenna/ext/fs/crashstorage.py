@@ -1,12 +1,14 @@
 """Filesystem crash storage: S3's key layout mirrored as paths under a root folder."""
 
+import errno
 import os
 
 from everett.manager import Option, parse_bool
 
+from antenna import storage_keys
 from antenna.durability import SyncBarrier
 from antenna.ext.crashstorage_base import KeyValueCrashStorage, crash_keys
-from antenna.fsutil import atomic_write
+from antenna.fsutil import atomic_link, atomic_write
 
 
 class FSCrashStorage(KeyValueCrashStorage):
@@ -40,6 +42,22 @@ class FSCrashStorage(KeyValueCrashStorage):
 
     def put(self, key, data):
         atomic_write(self.path(key), data)
+
+    def save_spooled_crash(self, crash_id, raw_crash, dump_files):
+        """Hard-link the spooled dumps instead of writing them again (same filesystem).
+
+        The spool already made their bytes durable; only the new names need syncing.
+        """
+        for name, source in dump_files.items():
+            target = self.path(storage_keys.dump_key(crash_id, name))
+            try:
+                atomic_link(source, target)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                with open(source, "rb") as fp:
+                    atomic_write(target, fp.read())
+        self.save_index(crash_id, raw_crash, list(dump_files))
 
     def sync(self, crash_id, dump_names):
         if self.barrier:
