@@ -13,7 +13,7 @@ import gevent.threadpool
 from everett.manager import Option, parse_bool, parse_data_size
 
 from antenna import crashid, throttler
-from antenna.crashmover import Overloaded
+from antenna.crashmover import CrashIdTaken, Overloaded, SpoolUnavailable
 from antenna.payload import (
     MalformedCrashReport,
     PayloadLimits,
@@ -169,15 +169,35 @@ class BreakpadSubmitterResource:
             }
         )
         try:
-            self.crashmover.accept(report, raw_crash)
+            self.spool_crash(report, raw_crash, now, result)
         except Overloaded:
             self.overloaded(resp, crash_id)
             return
+        except SpoolUnavailable as exc:
+            self.metrics.incr("spool_error")
+            LOGGER.error("cannot spool crash: %s", exc, extra={"crash_id": crash_id})
+            text(
+                resp,
+                "503 Service Unavailable",
+                "Discarded=spool_unavailable",
+                Retry_After=str(self.crashmover.retry_after),
+            )
+            return
+        crash_id = report.crash_id
         LOGGER.info(
             "accepted crash (%s, rule %s)", throttler.RESULT_NAMES[result], rule,
             extra={"crash_id": crash_id},
         )
         text(resp, "200 OK", f"CrashID={self.prefix}{crash_id}")
+
+    def spool_crash(self, report, raw_crash, now, result):
+        """Spool the crash; a client-supplied id that is already spooled gets a fresh one."""
+        try:
+            self.crashmover.accept(report, raw_crash)
+        except CrashIdTaken:
+            report.crash_id = raw_crash["uuid"] = crashid.create_crash_id(now, result)
+            LOGGER.info("crash id already spooled; minted a new one", extra={"crash_id": report.crash_id})
+            self.crashmover.accept(report, raw_crash)
 
     def overloaded(self, resp, crash_id):
         self.metrics.incr("overloaded")

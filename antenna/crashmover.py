@@ -29,6 +29,14 @@ class Overloaded(Exception):
     """The save queue is full; the client should retry later."""
 
 
+class SpoolUnavailable(Exception):
+    """The crash could not be written to the local spool (disk full, I/O error)."""
+
+
+class CrashIdTaken(Exception):
+    """A crash with this id is already in this worker's spool."""
+
+
 class QueueItem:
     """A queued crash: its spool entry (dumps stay on disk, so memory stays flat)."""
 
@@ -148,12 +156,26 @@ class CrashMover:
         return not self.accepting or self.queued_bytes + incoming_bytes > self.max_queue_bytes
 
     def accept(self, report, raw_crash):
-        """Spool a crash and queue it; raise ``Overloaded`` when the queue is full."""
+        """Spool a crash durably and queue it.
+
+        Raises ``Overloaded`` when the queue is full, ``CrashIdTaken`` when the id is
+        already spooled here, ``SpoolUnavailable`` when the disk refuses the write.
+        """
         if self.is_full(report.size):
             raise Overloaded()
-        entry = self.spool_threads.apply(self.spool.write, (report, raw_crash))
-        if self.spool_barrier:
-            self.spool_barrier.wait(entry.files)
+        try:
+            entry = self.spool_threads.apply(self.spool.write, (report, raw_crash))
+        except FileExistsError as exc:
+            raise CrashIdTaken(report.crash_id) from exc
+        except OSError as exc:
+            self.spool.discard(report.crash_id)
+            raise SpoolUnavailable(str(exc)) from exc
+        try:
+            if self.spool_barrier:
+                self.spool_barrier.wait(entry.files)
+        except OSError as exc:
+            self.spool.remove(entry)
+            raise SpoolUnavailable(str(exc)) from exc
         self.enqueue(QueueItem(entry, raw_crash))
         return entry
 

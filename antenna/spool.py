@@ -112,6 +112,10 @@ class Spool:
     def remove(self, entry):
         shutil.rmtree(entry.path, ignore_errors=True)
 
+    def discard(self, crash_id):
+        """Drop a crash whose write failed half-way (it was never answered for)."""
+        shutil.rmtree(os.path.join(self.dir, crash_id), ignore_errors=True)
+
     def pending(self):
         """Entries in this worker's own folder (normally those still queued)."""
         return list(self.entries_in(self.dir))

@@ -215,3 +215,30 @@ def test_overloaded_answers_503_with_retry_after(make_collector):
     assert refused.headers["retry-after"] == "7"
     collector.drain()
     assert collector.post(body, headers).status_code == 200
+
+
+def test_same_client_crash_id_twice_in_flight_gets_a_fresh_id(make_collector):
+    """Two submissions reuse one id before the first is stored: the second gets a new id."""
+    collector = make_collector()
+    for mover in collector.app.crashmover.workers:
+        mover.kill()  # keep crashes in the spool
+    supplied = "de1bb258-cbbf-4589-a673-34f800160918"
+    body, headers = multipart_body({"ProductName": "App", "crash_id": supplied})
+    first = crash_id_of(collector.post(body, headers))
+    second = crash_id_of(collector.post(body, headers))
+    assert first == supplied and second != supplied
+    assert {e.crash_id for e in collector.app.crashmover.spool.pending()} == {first, second}
+
+
+def test_spool_write_failure_is_a_503_not_a_500(make_collector, monkeypatch):
+    collector = make_collector()
+
+    def disk_full(report, raw_crash):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(collector.app.crashmover.spool, "write", disk_full)
+    body, headers = multipart_body({"ProductName": "App"}, {"upload_file_minidump": DUMP})
+    resp = collector.post(body, headers)
+    assert resp.status_code == 503
+    assert resp.text == "Discarded=spool_unavailable\n"
+    assert resp.headers["retry-after"]
