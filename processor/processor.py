@@ -120,8 +120,10 @@ class Processor:
         if not dsn:
             processed["processor_notes"].append("no Sentry DSN configured for this crash; not sent")
             return {"dsn_name": None, "event_id": None, "status": "not sent: no DSN"}
-        event = self.event_builder.build(processed, raw_crash)
-        result = self.delivery.send(event, dsn_name, dsn, minidump=dumps.get(MINIDUMP_NAME))
+        event, payload = self.event_builder.build_with_payload(processed, raw_crash)
+        result = self.delivery.send(
+            event, dsn_name, dsn, minidump=dumps.get(MINIDUMP_NAME), payload=payload
+        )
         self.metrics.incr("sentry.status", tags={"status": result["status"].split(":")[0]})
         if result["status"] != "sent":
             processed["processor_notes"].append(f"Sentry delivery: {result['status']}")
@@ -134,7 +136,7 @@ class Processor:
         }
 
     def process_crash(self, crash_id):
-        """Load, process, save, send, save again; return the processed crash or None.
+        """Load, process, send to Sentry, save; return the processed crash or None.
 
         None means the crash is not in storage: nothing to process, nothing to send.
         """
@@ -154,9 +156,15 @@ class Processor:
         except CrashIDNotFound:
             previous = None
         processed = self.process(crash_id, raw_crash, dumps, previous)
-        processed["sentry"] = {"dsn_name": None, "event_id": None, "status": "pending"}
-        self.crashstorage.save_processed_crash(crash_id, processed)
-        processed["sentry"] = self.send_to_sentry(processed, raw_crash, dumps)
+        try:
+            processed["sentry"] = self.send_to_sentry(processed, raw_crash, dumps)
+        except Exception as exc:
+            # The crash must still be saved: a bug in event building is a note, not a loss.
+            LOGGER.exception("sending to Sentry failed", extra={"crash_id": crash_id})
+            processed["processor_notes"].append(f"Sentry delivery failed: {exc!r}")
+            processed["sentry"] = {"dsn_name": None, "event_id": None, "status": f"failed: {exc!r}"}
+        # Saved once, after the Sentry attempt: serializing a big crash costs as much as
+        # parsing it, and a crash whose delivery is still running is not worth a reader's while.
         self.crashstorage.save_processed_crash(crash_id, processed)
         self.metrics.timing("process.time", (time.monotonic() - start) * 1000.0)
         self.metrics.incr("outcome", tags={"result": "success" if processed["success"] else "failed"})

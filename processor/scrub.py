@@ -7,6 +7,7 @@ through here. Scrubbing replaces rather than drops, so a reader still sees *that
 there and its shape (``/home/<user>/lib/libfoo.so``).
 """
 
+import functools
 import re
 import socket
 
@@ -42,8 +43,12 @@ _HOST_NAMES = _local_host_names()
 
 def scrub_path(value):
     """Replace the user part of home directory paths (module paths, source file names)."""
-    if not isinstance(value, str):
-        return value
+    return _scrub_path(value) if isinstance(value, str) else value
+
+
+@functools.lru_cache(maxsize=65536)
+def _scrub_path(value):
+    """Cached: an event scrubs thousands of module and file names, nearly all repeats."""
     for pattern, replacement in _HOME_PATTERNS:
         value = pattern.sub(replacement, value)
     return value

@@ -17,7 +17,7 @@ import time
 
 import requests
 from everett.manager import Option, parse_bool
-from sentry_sdk.envelope import Envelope, Item
+from sentry_sdk.envelope import Envelope, Item, PayloadRef
 from sentry_sdk.utils import Dsn
 
 try:
@@ -68,6 +68,12 @@ def _retry_after(response):
         return float(value) if value is not None else None
     except ValueError:
         return None  # an HTTP date; rare for Sentry, use the default wait
+
+
+class _Parts(list):
+    """A write-only file that keeps what is written, to be joined in one copy."""
+
+    write = list.append
 
 
 class _DsnClient:
@@ -132,11 +138,19 @@ class SentryDelivery:
             self._clients[dsn] = _DsnClient(dsn)
         return self._clients[dsn]
 
-    def envelope(self, event, minidump=None, minidump_name="upload_file_minidump.dmp"):
+    def envelope(self, event, minidump=None, minidump_name="upload_file_minidump.dmp",
+                 payload=None):
         """Serialize the envelope: the event, plus the minidump as a plain attachment when
-        enabled and given."""
+        enabled and given.
+
+        ``payload`` is the event's JSON when the caller has it already
+        (:meth:`SentryEventBuilder.build_with_payload
+        <processor.sentry_event.SentryEventBuilder.build_with_payload>`); a big event is then
+        not serialized twice. The pieces are joined once, so a multi-megabyte minidump is
+        copied once.
+        """
         envelope = Envelope(headers={"event_id": event["event_id"]})
-        envelope.add_event(event)
+        envelope.add_item(Item(payload=PayloadRef(json=event, bytes=payload), type="event"))
         if minidump is not None and self.config("sentry_attach_minidump"):
             envelope.add_item(Item(
                 payload=minidump,
@@ -145,10 +159,14 @@ class SentryDelivery:
                 content_type="application/octet-stream",
                 headers={"attachment_type": "event.attachment"},
             ))
-        return envelope.serialize()
+        parts = _Parts()
+        envelope.serialize_into(parts)
+        return b"".join(parts)
 
-    def send(self, event, dsn_name, dsn, minidump=None):
+    def send(self, event, dsn_name, dsn, minidump=None, payload=None):
         """POST one event; block (cooperatively under gevent) until confirmed or given up.
+
+        ``payload``: the event's JSON if already serialized (see :meth:`envelope`).
 
         Returns ``{dsn_name, event_id, status, http_status, attempts}`` where status is
         ``"sent"``, ``"failed: <why>"`` or ``"rate-limited: <why>"``.
@@ -161,7 +179,7 @@ class SentryDelivery:
         except ValueError as exc:
             result["status"] = f"failed: invalid DSN ({exc})"
             return result
-        body = self.envelope(event, minidump)
+        body = self.envelope(event, minidump, payload=payload)
         headers = {"Content-Type": "application/x-sentry-envelope",
                    "X-Sentry-Auth": client.auth_header, "User-Agent": CLIENT_NAME}
         max_attempts = max(1, self.config("sentry_retries"))

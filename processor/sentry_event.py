@@ -9,11 +9,13 @@ Grouping is by our signature (``fingerprint``), so Sentry issues match the proce
 """
 
 import datetime
-import json
+import functools
+import operator
 import re
 import uuid
 
 from everett.manager import ListOf, Option
+from sentry_sdk.utils import json_dumps
 
 from processor.scrub import scrub_annotations, scrub_path, scrub_text
 
@@ -68,12 +70,14 @@ def parse_context_map(value):
     return result
 
 
+@functools.lru_cache(maxsize=16384)
 def breakpad_to_sentry_debug_id(debug_id):
     """Breakpad's 33+ hex char id (GUID + age) to Sentry's ``uuid[-age]`` form.
 
     ``C0BCC3F19827FE653058404B2831D9E60`` -> ``c0bcc3f1-9827-fe65-3058-404b2831d9e6``
     ``3249D99D0C4049318610F4E4FB0B69361`` -> ``3249d99d-0c40-4931-8610-f4e4fb0b6936-1``
     Returns None for anything else (Sentry rejects malformed ids, an absent one is fine).
+    Cached: the same libraries come back crash after crash, and ``uuid.UUID`` is slow.
     """
     if not debug_id or not re.fullmatch(r"[0-9a-fA-F]{33,40}", debug_id):
         return None
@@ -83,22 +87,28 @@ def breakpad_to_sentry_debug_id(debug_id):
     return f"{guid}-{age:x}" if age else guid
 
 
-def _hex(value):
-    """Normalise ``"0x..."`` strings (or ints) to lowercase ``0x`` hex; None if unparsable."""
-    if value is None or value == "":
-        return None
-    try:
-        number = value if isinstance(value, int) else int(str(value), 16)
-    except ValueError:
-        return None
-    return hex(number)
-
-
 def _int(value):
     try:
-        return int(str(value), 16) if isinstance(value, str) else int(value)
+        return int(value, 16) if isinstance(value, str) else int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _frame_number(frame):
+    return frame.get("frame", 0)
+
+
+# A processed frame's fields that its Sentry frame depends on (not its number).
+_FRAME_FIELDS = ("offset", "module", "function", "file", "line", "function_offset",
+                 "module_offset", "trust")
+_frame_fields = operator.itemgetter(*_FRAME_FIELDS)
+
+
+def _frame_key(frame):
+    try:
+        return _frame_fields(frame)
+    except KeyError:  # a frame made elsewhere than parse_stackwalk may lack some
+        return tuple(frame.get(field) for field in _FRAME_FIELDS)
 
 
 def _tag_value(value):
@@ -171,21 +181,47 @@ class SentryEventBuilder:
 
     def __init__(self, config):
         self.config = config.with_options(self)
+        # Options are read once: everett resolves each call anew, and a big crash
+        # would otherwise ask for the same values once per thread.
         in_app = self.config("sentry_in_app_modules")
         self._in_app_re = re.compile(in_app) if in_app else None
         self._system_re = re.compile(self.config("sentry_system_modules"), re.IGNORECASE)
+        self._max_frames = self.config("sentry_max_frames")
+        self._max_thread_frames = self.config("sentry_max_thread_frames")
+        self._max_event_bytes = self.config("sentry_max_event_bytes")
+        self._product_key = self.config("sentry_product_annotation")
+        self._version_key = self.config("sentry_version_annotation")
+        self._environment_key = self.config("sentry_environment_annotation")
+        self._tag_keys = self.config("sentry_tag_annotations")
+        self._context_keys = self.config("sentry_context_annotations")
+        self._extra_allow_keys = self.config("sentry_extra_allow_keys")
+        self._mapped_keys = COLLECTOR_KEYS | {
+            self._product_key, self._version_key, self._environment_key,
+            *self._tag_keys,
+            *(annotation for _, _, annotation in self._context_keys),
+            *self.config("sentry_drop_annotations"),
+        }
 
     def build(self, processed_crash, raw_crash):
         """Return the event dict for one processed crash (see module docstring)."""
+        return self.build_with_payload(processed_crash, raw_crash)[0]
+
+    def build_with_payload(self, processed_crash, raw_crash):
+        """Return ``(event, payload)``: the event and its JSON as sent in the envelope.
+
+        Fitting the event into its size budget serializes it anyway; handing those bytes
+        to :meth:`SentryDelivery.send <processor.sentry_delivery.SentryDelivery.send>`
+        spares serializing a big event a second time.
+        """
         pc = processed_crash
         crash_id = pc.get("crash_id") or raw_crash.get("uuid") or ""
         modules = pc.get("modules") or []
         # Breakpad lists the main module (the executable) first.
         main_module = modules[0].get("filename") if modules else None
 
-        product = self._annotation(raw_crash, "sentry_product_annotation") or pc.get("product")
-        version = self._annotation(raw_crash, "sentry_version_annotation") or pc.get("version")
-        environment = (self._annotation(raw_crash, "sentry_environment_annotation")
+        product = self._annotation(raw_crash, self._product_key) or pc.get("product")
+        version = self._annotation(raw_crash, self._version_key) or pc.get("version")
+        environment = (self._annotation(raw_crash, self._environment_key)
                        or pc.get("release_channel"))
         signature = pc.get("signature") or "EMPTY: no signature"
         reason = pc.get("reason") or "Unknown"
@@ -201,9 +237,12 @@ class SentryEventBuilder:
         }
         if crashing is not None:
             exception["thread_id"] = crashing
+        # Sentry frames by processed frame (its fields but the number): threads parked in
+        # the same functions share most of their frames.
+        converted = {}
         if crash_frames:
             exception["stacktrace"] = self._stacktrace(
-                crash_frames, main_module, self.config("sentry_max_frames"))
+                crash_frames, main_module, self._max_frames, converted)
 
         event = {
             "event_id": self._event_id(crash_id),
@@ -212,7 +251,7 @@ class SentryEventBuilder:
             "level": "fatal",
             "logger": "minidump",
             "exception": {"values": [exception]},
-            "threads": {"values": self._threads(threads, crashing, main_module)},
+            "threads": {"values": self._threads(threads, crashing, main_module, converted)},
             "debug_meta": {"images": self._images(pc, modules)},
             "contexts": self._contexts(pc, raw_crash, product, version),
             "tags": self._tags(pc, raw_crash, product, version, signature, crash_id),
@@ -224,13 +263,13 @@ class SentryEventBuilder:
             event["release"] = f"{product}@{version}"[:200]
         if environment:
             event["environment"] = _tag_value(environment).replace("/", "-")[:64]
-        self._fit(event)
-        return event
+        return event, self._fit(event)
 
     # -- pieces -------------------------------------------------------------------------
 
-    def _annotation(self, raw_crash, option):
-        value = raw_crash.get(self.config(option))
+    @staticmethod
+    def _annotation(raw_crash, key):
+        value = raw_crash.get(key)
         return value if isinstance(value, str) and value.strip() else None
 
     @staticmethod
@@ -285,9 +324,9 @@ class SentryEventBuilder:
 
     def _frame(self, frame, main_module):
         out = {}
-        instruction_addr = _hex(frame.get("offset"))
-        if instruction_addr:
-            out["instruction_addr"] = instruction_addr
+        address = _int(frame.get("offset"))
+        if address is not None:
+            out["instruction_addr"] = hex(address)
         module = frame.get("module")
         if module:
             out["package"] = scrub_path(module)
@@ -297,25 +336,36 @@ class SentryEventBuilder:
             out["filename"] = scrub_path(frame["file"])
         if isinstance(frame.get("line"), int):
             out["lineno"] = frame["line"]
-        address = _int(frame.get("offset"))
-        function_offset = _int(frame.get("function_offset"))
-        if address is not None and function_offset is not None and function_offset <= address:
-            out["symbol_addr"] = hex(address - function_offset)
-        module_offset = _int(frame.get("module_offset"))
-        if address is not None and module_offset is not None and module_offset <= address:
-            out["image_addr"] = hex(address - module_offset)
+        if address is not None:
+            function_offset = _int(frame.get("function_offset"))
+            if function_offset is not None and function_offset <= address:
+                out["symbol_addr"] = hex(address - function_offset)
+            module_offset = _int(frame.get("module_offset"))
+            if module_offset is not None and module_offset <= address:
+                out["image_addr"] = hex(address - module_offset)
         if frame.get("trust"):
             out["trust"] = frame["trust"]
         out["in_app"] = self._in_app(module, main_module)
         return out
 
-    def _stacktrace(self, frames, main_module, limit):
+    def _stacktrace(self, frames, main_module, limit, converted):
         """Sentry wants the outermost frame first, the crashing frame last; we keep the
-        innermost ``limit`` frames because that is where the crash is."""
-        ordered = sorted(frames, key=lambda f: f.get("frame", 0))[:limit]
-        return {"frames": [self._frame(f, main_module) for f in reversed(ordered)]}
+        innermost ``limit`` frames because that is where the crash is.
 
-    def _threads(self, threads, crashing, main_module):
+        ``converted`` memoizes :meth:`_frame` within one event; each event frame is
+        still its own dict.
+        """
+        ordered = sorted(frames, key=_frame_number)[:limit]
+        out = []
+        for frame in reversed(ordered):
+            key = _frame_key(frame)
+            sentry_frame = converted.get(key)
+            if sentry_frame is None:
+                sentry_frame = converted[key] = self._frame(frame, main_module)
+            out.append(dict(sentry_frame))
+        return {"frames": out}
+
+    def _threads(self, threads, crashing, main_module, converted):
         """Every thread; the crashing one carries no stacktrace of its own because Sentry
         reads it from the exception (as Sentry itself does for minidumps)."""
         values = []
@@ -328,28 +378,33 @@ class SentryEventBuilder:
                 entry.update(crashed=False, current=False)
                 if thread.get("frames"):
                     entry["stacktrace"] = self._stacktrace(
-                        thread["frames"], main_module, self.config("sentry_max_thread_frames"))
+                        thread["frames"], main_module, self._max_thread_frames, converted)
             values.append(entry)
         return values
 
     def _fit(self, event):
         """Drop other threads' stacks, last thread first, until the event fits the budget;
-        the event says so in ``extra`` so nobody mistakes the gap for the real stack."""
-        budget = self.config("sentry_max_event_bytes")
-        size = len(json.dumps(event))
+        the event says so in ``extra`` so nobody mistakes the gap for the real stack.
+
+        The size is that of the compact JSON the envelope carries; returns that JSON.
+        """
+        budget = self._max_event_bytes
+        payload = json_dumps(event)
+        size = len(payload)
         if size <= budget:
-            return
+            return payload
         dropped = 0
         for thread in reversed(event["threads"]["values"]):
             stacktrace = thread.pop("stacktrace", None)
             if stacktrace is None:
                 continue
             dropped += 1
-            size -= len(json.dumps(stacktrace)) + len('"stacktrace": , ')
+            size -= len(json_dumps(stacktrace)) + len(',"stacktrace":')
             if size <= budget:
                 break
         event["extra"]["sentry_trimmed"] = (
             f"stacks of {dropped} threads omitted to stay under {budget} bytes")
+        return json_dumps(event)
 
     @staticmethod
     def _images(pc, modules):
@@ -407,7 +462,7 @@ class SentryEventBuilder:
         if pc.get("build"):
             app["app_build"] = str(pc["build"])
         contexts = {"os": os_ctx, "device": device, "app": app}
-        for context, field, annotation in self.config("sentry_context_annotations"):
+        for context, field, annotation in self._context_keys:
             value = raw_crash.get(annotation)
             if isinstance(value, str) and value:
                 contexts.setdefault(context, {})[field] = scrub_text(value)
@@ -423,7 +478,7 @@ class SentryEventBuilder:
             "signature": signature,
             "crash_id": crash_id,
         }
-        for annotation in self.config("sentry_tag_annotations"):
+        for annotation in self._tag_keys:
             value = raw_crash.get(annotation)
             if isinstance(value, str):
                 tags[annotation] = scrub_text(value)
@@ -434,19 +489,9 @@ class SentryEventBuilder:
         top = min(crash_frames, key=lambda f: f.get("frame", 0)) if crash_frames else {}
         return (top.get("function") or signature)[:200]
 
-    def _mapped_keys(self):
-        keys = {self.config(o) for o in ("sentry_product_annotation",
-                                         "sentry_version_annotation",
-                                         "sentry_environment_annotation")}
-        keys.update(self.config("sentry_tag_annotations"))
-        keys.update(a for _, _, a in self.config("sentry_context_annotations"))
-        keys.update(self.config("sentry_drop_annotations"))
-        return keys
-
     def _extra(self, raw_crash):
-        skip = COLLECTOR_KEYS | self._mapped_keys()
-        remaining = {k: v for k, v in raw_crash.items() if k not in skip}
-        return scrub_annotations(remaining, self.config("sentry_extra_allow_keys"))
+        remaining = {k: v for k, v in raw_crash.items() if k not in self._mapped_keys}
+        return scrub_annotations(remaining, self._extra_allow_keys)
 
 
 def build_event(processed_crash, raw_crash, config):

@@ -53,18 +53,26 @@ FRAME_KEYS = ("frame", "module", "function", "file", "line", "module_offset", "o
 
 
 def signature_input(processed_crash, raw_crash=None):
-    """Map a processed crash (and raw annotations) to siggen's crash_data schema."""
+    """Map a processed crash (and raw annotations) to siggen's crash_data schema.
+
+    siggen reads only the crashing thread's frames (``threads[crashing_thread]``),
+    so only that thread is converted; the others keep their place in the list
+    with no frames, which spares converting thousands of frames of a big dump.
+    """
+    crashing_thread = processed_crash.get("crashing_thread")
     threads = [
         {
             "frames": [
                 {key: frame.get(key) for key in FRAME_KEYS}
                 for frame in thread.get("frames") or []
             ]
+            if position == crashing_thread
+            else []
         }
-        for thread in processed_crash.get("threads") or []
+        for position, thread in enumerate(processed_crash.get("threads") or [])
     ]
     crash_data = {
-        "crashing_thread": processed_crash.get("crashing_thread"),
+        "crashing_thread": crashing_thread,
         "threads": threads,
         "os": processed_crash.get("os_name"),
         "reason": processed_crash.get("reason"),

@@ -47,8 +47,17 @@ CALLER_ADJUSTMENT = {"arm": 2, "arm64": 4, "ppc": 4, "riscv": 4, "riscv64": 4}
 
 _THREAD = re.compile(r"^Thread (\d+)\b(.*)$")
 _THREAD_START = re.compile(r"\n(?=Thread \d)")
-_PC = re.compile(r"(?<![a-z0-9])(?:rip|eip|pc|srr0) = 0x([0-9a-f]+)")
-_FRAME = re.compile(r"^ ?(\d+)  (.*)$")
+# One scan of a thread body finds, line by line: a frame line (indented by at
+# most one space), its "Found by:" line, or a register line (four spaces) that
+# holds the program counter (rip, eip, pc or srr0 depending on the CPU). Other
+# lines (registers without the pc) match nothing and cost no Python code: a
+# Firefox dump has ~40k register lines.
+_FRAME_TOKEN = re.compile(
+    r"^(?: ?(\d+)  (.*)"
+    r"|    Found by: (.*)"
+    r"|    .*?(?<![a-z0-9])(?:rip|eip|pc|srr0) = 0x([0-9a-f]+).*)$",
+    re.MULTILINE,
+)
 _MODULE = re.compile(r"^0x([0-9a-f]+) - 0x([0-9a-f]+)  (.*)$")
 _WARNING = re.compile(r"  \(WARNING: (No|Corrupt) symbols, (.*), ([0-9A-Za-z]*)\)$")
 _CPU_COUNT = re.compile(r"^(\d+) CPUs?$")
@@ -71,7 +80,7 @@ def _int(text):
 
 
 def _split_sections(text):
-    """Return (header lines, [(thread number, marker, body lines)], module lines)."""
+    """Return (header lines, [(thread number, marker, body text)], module lines)."""
     before, _, module_text = text.partition("\nLoaded modules:\n")
     header, *chunks = _THREAD_START.split(before)
     threads = []
@@ -79,7 +88,7 @@ def _split_sections(text):
         first, _, body = chunk.partition("\n")
         match = _THREAD.match(first)
         if match:
-            threads.append((int(match.group(1)), match.group(2), body.split("\n")))
+            threads.append((int(match.group(1)), match.group(2), body))
     return header.split("\n"), threads, module_text.split("\n")
 
 
@@ -272,7 +281,7 @@ def _parse_frame_text(text, address, index):
     elif rest.startswith("!"):
         body = rest[1:]
         with_line = _WITH_LINE.match(body)
-        with_offset = _WITH_OFFSET.match(body)
+        with_offset = None if with_line else _WITH_OFFSET.match(body)
         if with_line:
             frame["function"] = with_line.group(1) or None
             frame["file"] = with_line.group(2) or None
@@ -287,72 +296,74 @@ def _parse_frame_text(text, address, index):
     return frame, module_index
 
 
-def _raw_frames(body):
-    """Thread body lines → [{number, text, pc, trust}] in printed order.
+def _parse_thread(body, index, caller_adjustment, parsed):
+    """Thread body text → (frames, set of module indexes on this stack).
 
-    Register and "Found by:" lines are indented by four spaces, frame lines
-    by at most one. The program counter is named rip, eip, pc or srr0
-    depending on the CPU.
+    Lines are read from the last one up: an inline frame takes the address of
+    the frame printed after it, and a frame's register and "Found by:" lines
+    come after its own line (when several name the pc or the trust, the last
+    one counts, i.e. the first one met going up). Lines before the first frame
+    are ignored.
+
+    ``parsed`` maps (frame text, address) to the frame's fields, shared by
+    all threads of a dump: threads parked in the same wait functions print
+    the same frames, so a Firefox dump has about five frames per distinct one.
     """
-    raw = []
-    for line in body:
-        if not line.startswith("    "):
-            frame = _FRAME.match(line)
-            if frame:
-                raw.append(
-                    {
-                        "number": int(frame.group(1)),
-                        "text": frame.group(2),
-                        "pc": None,
-                        "trust": "none",
-                    }
-                )
-        elif not raw:
-            continue
-        elif line.startswith("    Found by: "):
-            raw[-1]["trust"] = TRUST_BY_DESCRIPTION.get(
-                line[len("    Found by: ") :].strip(), "none"
-            )
-        else:
-            pc = _PC.search(line)
-            if pc:
-                raw[-1]["pc"] = int(pc.group(1), 16)
-    return raw
-
-
-def _parse_thread(body, index, caller_adjustment):
-    """Thread body lines → (frames, set of module indexes on this stack)."""
     frames, used = [], set()
     following = None  # instruction address of the next (outer) frame
-    for item in reversed(_raw_frames(body)):
-        if item["pc"] is not None:
+    pc = trust = None  # of the frame whose lines are being read
+    for number, text, found_by, pc_digits in reversed(_FRAME_TOKEN.findall(body)):
+        if not number:
+            if pc_digits:
+                if pc is None:
+                    pc = int(pc_digits, 16)
+            elif trust is None:
+                trust = TRUST_BY_DESCRIPTION.get(found_by.strip(), "none")
+            continue
+        if trust is None:
+            trust = "none"
+        if pc is not None:
             # Breakpad prints caller frames at pc minus the call adjustment.
-            address = item["pc"] - (
-                0 if item["trust"] == "context" else caller_adjustment
-            )
-        elif item["trust"] == "inline":
+            address = pc - (0 if trust == "context" else caller_adjustment)
+        elif trust == "inline":
             # Inline frames print no registers: they run at the address of
             # the physical frame that follows them.
             address = following
         else:
             address = None
-        frame, module_index = _parse_frame_text(item["text"], address, index)
-        following = frame["offset"]
+        key = (text, address)
+        fields = parsed.get(key)
+        if fields is None:
+            frame, module_index = _parse_frame_text(text, address, index)
+            fields = parsed[key] = (
+                frame["offset"],
+                module_index,
+                frame["module"],
+                frame["function"],
+                frame["file"],
+                frame["line"],
+                _hex(frame["offset"]),
+                _hex(frame["module_offset"]),
+                _hex(frame["function_offset"]),
+            )
+        (following, module_index, module, function, file, line,
+         offset, module_offset, function_offset) = fields
         if module_index is not None:
             used.add(module_index)
         frames.append(
             {
-                "frame": item["number"],
-                "module": frame["module"],
-                "function": frame["function"],
-                "file": frame["file"],
-                "line": frame["line"],
-                "offset": _hex(frame["offset"]),
-                "module_offset": _hex(frame["module_offset"]),
-                "function_offset": _hex(frame["function_offset"]),
-                "trust": item["trust"],
+                "frame": int(number),
+                "module": module,
+                "function": function,
+                "file": file,
+                "line": line,
+                "offset": offset,
+                "module_offset": module_offset,
+                "function_offset": function_offset,
+                "trust": trust,
             }
         )
+        pc = trust = None
     frames.reverse()
     return frames, used
 
@@ -380,13 +391,13 @@ def parse_stackwalk(plain_output, modules=None):
     adjustment = CALLER_ADJUSTMENT.get(result["cpu_arch"], 0)
 
     crashing_thread = None
-    threads, used = [], set()
+    threads, used, parsed = [], set(), {}
     for thread_index, marker, body in thread_sections:
         if "(" in marker and crashing_thread is None:
             # "(crashed)" or "(requested dump, did not crash)": Breakpad prints
             # the requesting thread first and marks it.
             crashing_thread = thread_index
-        frames, thread_used = _parse_thread(body, index, adjustment)
+        frames, thread_used = _parse_thread(body, index, adjustment, parsed)
         used |= thread_used
         threads.append(
             {"thread_index": thread_index, "frame_count": len(frames), "frames": frames}

@@ -15,12 +15,16 @@ Design choices:
 * Downloads are written to a temporary file in the destination folder and
   renamed into place, so a stackwalker (or another processor sharing the
   cache) never reads half a file, and a failed transfer leaves nothing behind.
-* Misses (every source answered "not found") are remembered in memory for
-  ``symbols_miss_ttl`` seconds. In memory rather than on disk because a miss
-  is cheap to re-learn (one 404 per process per TTL), a restart should forget
-  it (the symbols may have been uploaded since), and disk markers would need
-  their own cleanup. Errors (timeouts, 5xx, refused connections) are not
-  remembered: the next crash asks again.
+* Misses (every source answered "not found", or no source is configured) are
+  remembered in memory for ``symbols_miss_ttl`` seconds. In memory rather than
+  on disk because a miss is cheap to re-learn (one 404 per process per TTL), a
+  restart should forget it (the symbols may have been uploaded since), and disk
+  markers would need their own cleanup. Errors (timeouts, 5xx, refused
+  connections) are not remembered: the next crash asks again.
+* Files found in a local folder are remembered the same way, so a crash of a
+  known build costs no file system call per module (a Firefox crash has ~700).
+  A remembered answer that went stale costs nothing but a fetch or a stat
+  count: the stackwalker reads the local folders and the cache itself.
 * The cache is bounded by ``symbols_cache_max_bytes``: every hit touches the
   file's mtime, and after each download the oldest files are removed until the
   cache fits. Files the current crash needs are never evicted by it.
@@ -54,8 +58,9 @@ CHUNK_BYTES = 256 * 1024
 # A temporary file older than this was left by a killed process, not by a
 # download in progress.
 STALE_TMP_SECONDS = 3600
-# Bound on remembered misses, so a flood of unknown modules cannot grow memory.
-MAX_REMEMBERED_MISSES = 100_000
+# Bound on remembered misses (and local files), so a flood of unknown modules
+# cannot grow memory.
+MAX_REMEMBERED = 100_000
 DEBUG_ID_RE = re.compile(r"[0-9A-Fa-f]{1,64}")
 
 FETCHED, MISS, ERROR, HIT = "fetched", "miss", "error", "hit"
@@ -148,6 +153,37 @@ class S3Source:
         return True
 
 
+class _Remembered:
+    """Relpaths remembered for ``ttl`` seconds, at most ``MAX_REMEMBERED`` of them.
+
+    Look-ups take no lock (single dict operations are atomic in CPython), as a
+    crash asks about every module it has; only ``add`` rebuilds the dict.
+    """
+
+    def __init__(self, ttl, lock):
+        self.ttl = ttl
+        self._lock = lock
+        self._expiry = {}  # relpath -> monotonic expiry
+
+    def __contains__(self, relpath):
+        expiry = self._expiry.get(relpath)
+        if expiry is None:
+            return False
+        if expiry > time.monotonic():
+            return True
+        self._expiry.pop(relpath, None)
+        return False
+
+    def add(self, relpath):
+        with self._lock:
+            if len(self._expiry) >= MAX_REMEMBERED:
+                now = time.monotonic()
+                self._expiry = {key: exp for key, exp in self._expiry.items() if exp > now}
+                if len(self._expiry) >= MAX_REMEMBERED:
+                    self._expiry.clear()
+            self._expiry[relpath] = time.monotonic() + self.ttl
+
+
 def parallel_map(function, items, concurrency):
     """Run ``function`` over ``items`` concurrently and return the results.
 
@@ -210,8 +246,8 @@ class SymbolsProvider:
     def __init__(self, config):
         self.config = config.with_options(self)
         self.local_paths = list(self.config("symbols_paths"))
-        self.cache_dir = Path(self.config("symbols_cache"))
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.cache_dir = str(Path(self.config("symbols_cache")))
+        os.makedirs(self.cache_dir, exist_ok=True)
         self.max_bytes = self.config("symbols_cache_max_bytes")
         self.miss_ttl = self.config("symbols_miss_ttl")
         self.timeout = self.config("symbols_fetch_timeout")
@@ -220,8 +256,9 @@ class SymbolsProvider:
         self.stats = dict.fromkeys(
             ("hits", "local", "misses", "fetched", "errors", "evictions"), 0
         )
-        self._missed = {}  # relpath -> monotonic expiry
         self._lock = threading.Lock()
+        self._missed = _Remembered(self.miss_ttl, self._lock)
+        self._local = _Remembered(self.miss_ttl, self._lock)
         self._inflight = {}  # relpath -> lock held while one download runs
 
     def _build_sources(self, urls):
@@ -273,29 +310,37 @@ class SymbolsProvider:
         )
         keep = set()
         to_fetch = []
+        counts = dict.fromkeys(("local", "misses", "hits"), 0)
         for relpath in wanted:
-            cached = self.cache_dir.joinpath(*relpath)
-            if any(
+            if relpath in self._local:
+                counts["local"] += 1
+            elif relpath in self._missed:
+                counts["misses"] += 1
+            elif any(
                 os.path.isfile(os.path.join(folder, *relpath))
                 for folder in self.local_paths
             ):
-                self._count("local")
-            elif self._touch(cached):
-                self._count("hits")
-                keep.add(str(cached))
-            elif not self.sources or self._is_remembered_miss(relpath):
-                self._count("misses")
+                self._local.add(relpath)
+                counts["local"] += 1
+            elif self._touch(cached := os.path.join(self.cache_dir, *relpath)):
+                counts["hits"] += 1
+                keep.add(cached)
+            elif not self.sources:
+                self._missed.add(relpath)
+                counts["misses"] += 1
             else:
                 to_fetch.append(relpath)
+        for name, amount in counts.items():
+            self._count(name, amount)
 
         if to_fetch:
             results = parallel_map(self._fetch_once, to_fetch, self.concurrency)
             for relpath, outcome in results:
                 if outcome in (FETCHED, HIT):
-                    keep.add(str(self.cache_dir.joinpath(*relpath)))
+                    keep.add(os.path.join(self.cache_dir, *relpath))
             if any(outcome == FETCHED for _, outcome in results):
                 self._evict(keep)
-        return [*self.local_paths, str(self.cache_dir)]
+        return [*self.local_paths, self.cache_dir]
 
     def _touch(self, path):
         """Mark a cached file as recently used; False if it is not cached."""
@@ -304,27 +349,6 @@ class SymbolsProvider:
         except FileNotFoundError:
             return False
         return True
-
-    def _is_remembered_miss(self, relpath):
-        with self._lock:
-            expiry = self._missed.get(relpath)
-            if expiry is None:
-                return False
-            if expiry > time.monotonic():
-                return True
-            del self._missed[relpath]
-            return False
-
-    def _remember_miss(self, relpath):
-        with self._lock:
-            if len(self._missed) >= MAX_REMEMBERED_MISSES:
-                now = time.monotonic()
-                self._missed = {
-                    key: exp for key, exp in self._missed.items() if exp > now
-                }
-                if len(self._missed) >= MAX_REMEMBERED_MISSES:
-                    self._missed.clear()
-            self._missed[relpath] = time.monotonic() + self.miss_ttl
 
     def _fetch_once(self, relpath):
         """Download one file unless a concurrent crash in this process just did.
@@ -335,10 +359,10 @@ class SymbolsProvider:
             lock = self._inflight.setdefault(relpath, threading.Lock())
         try:
             with lock:
-                if self._touch(self.cache_dir.joinpath(*relpath)):
+                if self._touch(os.path.join(self.cache_dir, *relpath)):
                     self._count("hits")
                     return relpath, HIT
-                if self._is_remembered_miss(relpath):
+                if relpath in self._missed:
                     self._count("misses")
                     return relpath, MISS
                 outcome = self._fetch(relpath)
@@ -346,7 +370,7 @@ class SymbolsProvider:
             with self._lock:
                 self._inflight.pop(relpath, None)
         if outcome == MISS:
-            self._remember_miss(relpath)
+            self._missed.add(relpath)
             self._count("misses")
         else:
             self._count("fetched" if outcome == FETCHED else "errors")
@@ -377,11 +401,10 @@ class SymbolsProvider:
 
     def _download(self, source, relpath):
         """Fetch into a temporary file and rename it into the cache atomically."""
-        destination = self.cache_dir.joinpath(*relpath)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_path = tempfile.mkstemp(
-            prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
-        )
+        destination = os.path.join(self.cache_dir, *relpath)
+        folder, name = os.path.split(destination)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp_path = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
         try:
             with os.fdopen(fd, "wb") as fp:
                 found = source.fetch(relpath, fp, time.monotonic() + self.timeout)
