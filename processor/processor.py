@@ -32,7 +32,7 @@ def utcnow():
 
 
 class Processor:
-    """Runs the rules over one crash, saves the result and sends it to Sentry."""
+    """Runs the rules over one crash, sends it to Sentry and saves the result."""
 
     class Config:
         concurrency = Option(

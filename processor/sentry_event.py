@@ -14,8 +14,8 @@ import operator
 import re
 import uuid
 
+import orjson
 from everett.manager import ListOf, Option
-from sentry_sdk.utils import json_dumps
 
 from processor.scrub import scrub_annotations, scrub_path, scrub_text
 
@@ -389,7 +389,7 @@ class SentryEventBuilder:
         The size is that of the compact JSON the envelope carries; returns that JSON.
         """
         budget = self._max_event_bytes
-        payload = json_dumps(event)
+        payload = orjson.dumps(event)
         size = len(payload)
         if size <= budget:
             return payload
@@ -399,12 +399,12 @@ class SentryEventBuilder:
             if stacktrace is None:
                 continue
             dropped += 1
-            size -= len(json_dumps(stacktrace)) + len(',"stacktrace":')
+            size -= len(orjson.dumps(stacktrace)) + len(',"stacktrace":')
             if size <= budget:
                 break
         event["extra"]["sentry_trimmed"] = (
             f"stacks of {dropped} threads omitted to stay under {budget} bytes")
-        return json_dumps(event)
+        return orjson.dumps(event)
 
     @staticmethod
     def _images(pc, modules):

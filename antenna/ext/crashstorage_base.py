@@ -1,8 +1,9 @@
 """Crash storage interface: every backend writes the DESIGN.md key layout."""
 
-import json
 import logging
 from collections import deque
+
+import orjson
 
 from antenna import storage_keys
 
@@ -13,8 +14,9 @@ class CrashIDNotFound(Exception):
     """The crash is not in storage."""
 
 
-def raw_crash_bytes(raw_crash):
-    return json.dumps(raw_crash, sort_keys=True).encode("utf-8")
+def json_bytes(document):
+    """Raw and processed crashes as JSON; orjson is ~10x faster on big processed crashes."""
+    return orjson.dumps(document)
 
 
 def crash_keys(crash_id, dump_names):
@@ -61,8 +63,8 @@ class KeyValueCrashStorage:
     def save_index(self, crash_id, raw_crash, dump_names):
         """Dump names, then the raw crash, once the dumps are stored."""
         names = [storage_keys.stored_dump_name(name) for name in dump_names]
-        self.put(storage_keys.dump_names_key(crash_id), json.dumps(names).encode("utf-8"))
-        self.put(storage_keys.raw_crash_key(crash_id), raw_crash_bytes(raw_crash))
+        self.put(storage_keys.dump_names_key(crash_id), orjson.dumps(names))
+        self.put(storage_keys.raw_crash_key(crash_id), json_bytes(raw_crash))
 
     def save_spooled_crash(self, crash_id, raw_crash, dump_files):
         """Save a crash whose dumps are files ({name: path}) in the spool."""
@@ -77,24 +79,24 @@ class KeyValueCrashStorage:
 
     def load_raw_crash(self, crash_id):
         try:
-            return json.loads(self.get(storage_keys.raw_crash_key(crash_id)))
+            return orjson.loads(self.get(storage_keys.raw_crash_key(crash_id)))
         except KeyError as exc:
             raise CrashIDNotFound(crash_id) from exc
 
     def load_dumps(self, crash_id):
         """Return {stored dump name: bytes}."""
         try:
-            names = json.loads(self.get(storage_keys.dump_names_key(crash_id)))
+            names = orjson.loads(self.get(storage_keys.dump_names_key(crash_id)))
         except KeyError as exc:
             raise CrashIDNotFound(crash_id) from exc
         return {name: self.get(f"v1/{name}/{crash_id}") for name in names}
 
     def save_processed_crash(self, crash_id, processed_crash):
-        self.put(storage_keys.processed_crash_key(crash_id), raw_crash_bytes(processed_crash))
+        self.put(storage_keys.processed_crash_key(crash_id), json_bytes(processed_crash))
 
     def load_processed_crash(self, crash_id):
         try:
-            return json.loads(self.get(storage_keys.processed_crash_key(crash_id)))
+            return orjson.loads(self.get(storage_keys.processed_crash_key(crash_id)))
         except KeyError as exc:
             raise CrashIDNotFound(crash_id) from exc
 
