@@ -16,19 +16,6 @@ from processor.stackwalk_output import parse_stackwalk
 LOGGER = logging.getLogger(__name__)
 
 MINIDUMP_NAME = "dump"
-EMPTY_STACKWALK_FIELDS = {
-    "os_name": None,
-    "os_version": None,
-    "cpu_arch": None,
-    "cpu_info": None,
-    "cpu_count": None,
-    "reason": None,
-    "address": None,
-    "crashing_thread": None,
-    "threads": [],
-    "modules": [],
-    "missing_symbols": [],
-}
 
 
 class Rule:
@@ -64,7 +51,7 @@ class StackwalkRule(Rule):
         self.temp_dir = temp_dir
 
     def action(self, crash_id, raw_crash, dumps, processed, notes):
-        processed.update(EMPTY_STACKWALK_FIELDS)
+        processed.update(parse_stackwalk(""))  # every field present, even without a dump
         dump = dumps.get(MINIDUMP_NAME)
         if dump is None:
             notes.append("no minidump in this crash report")
