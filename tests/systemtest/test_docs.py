@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,20 @@ def sample():
     return SAMPLE
 
 
-def test_make_run_then_send_crash_report(sample):
+def wait_for_line(path, text, proc, timeout):
+    """Wait until ``text`` appears in the log file ``path``; fail if ``proc`` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        printed = path.read_text()
+        if text in printed:
+            return printed
+        if proc.poll() is not None:
+            pytest.fail("make run exited early:\n" + printed[-3000:])
+        time.sleep(0.2)
+    pytest.fail(f"make run did not print {text!r} within {timeout}s:\n" + path.read_text()[-3000:])
+
+
+def test_make_run_then_send_crash_report(sample, tmp_path):
     """The newcomer's path: `make run`, then `bin/send_crash_report.sh`, then an issue URL."""
     if not (port_is_free(8000) and port_is_free(8001)):
         pytest.skip("ports 8000/8001 are taken (is `make run` already running?)")
@@ -72,19 +86,14 @@ def test_make_run_then_send_crash_report(sample):
         env.pop(key, None)
     if Path(REPO_ROOT, "my.env").exists():
         pytest.skip("a my.env would change what `make run` does")
-    proc = subprocess.Popen(
-        ["make", "run"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
-    output = []
+    log = tmp_path / "make-run.log"
+    with open(log, "w") as out:  # a file, not a pipe: the servers keep logging
+        proc = subprocess.Popen(
+            ["make", "run"], cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        for line in proc.stdout:
-            output.append(line)
-            if "Stop with Ctrl-C" in line:
-                break
-        else:
-            pytest.fail("make run exited early:\n" + "".join(output[-30:]))
-        printed = "".join(output)
+        printed = wait_for_line(log, "Stop with Ctrl-C", proc, timeout=600)
         assert "http://127.0.0.1:8000/submit" in printed
         assert re.search(r"http://127.0.0.1:8001 +user admin, password \S+", printed)
 
