@@ -64,6 +64,9 @@ def stop_on_sigterm(signum, frame):
 
 
 def main():
+    # A shell without job control starts background jobs with SIGINT ignored, and Python
+    # keeps it that way: take Ctrl-C and SIGTERM explicitly so both stop everything.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     os.makedirs(LOCAL_SYMBOLS, exist_ok=True)
     env = collector_environment()
