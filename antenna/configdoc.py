@@ -21,6 +21,7 @@ DOCUMENTED = [
     ("S3 crash storage", ["crashstorage"], "antenna.ext.s3.crashstorage.S3CrashStorage"),
     ("SQS crash publishing", ["crashpublish"], "antenna.ext.sqs.crashpublish.SQSCrashPublish"),
     ("DogStatsd metrics", [], "antenna.metrics.DogStatsdMetrics"),
+    ("In-process processing", ["crashpublish"], "processor.inprocess.InProcessCrashPublish"),
     ("Processor", ["processor"], "processor.processor.Processor"),
     ("Stackwalker", ["processor"], "processor.stackwalker.Stackwalker"),
     ("Symbols", ["processor"], "processor.symbols.SymbolsProvider"),

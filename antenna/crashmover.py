@@ -256,7 +256,7 @@ class CrashMover:
 
     def check_health(self):
         problems = []
-        if self.spool.lock_fd is None:
+        if self.spool.owner.closed:
             problems.append("spool closed")
         if self.workers and all(w.dead for w in self.workers):
             problems.append("no crashmover running")

@@ -1,9 +1,8 @@
 """Durable local spool: a crash is on disk before we answer 200 for it.
 
-Each gunicorn worker owns one spool folder (``w-<uuid>``) and holds an exclusive
-``flock`` on its lock file for its whole life.  The kernel drops that lock when the
-worker dies, even by ``kill -9``, so any live worker can adopt a dead worker's
-folder: move its crashes into its own folder and queue them again.
+Each gunicorn worker owns one spool folder (``antenna.workerdir``): when a worker dies,
+even by ``kill -9``, any live worker adopts its folder, moves its crashes into its own
+folder and queues them again.
 
 A spooled crash is a folder ``<crash_id>/`` holding one file per dump and, written
 last, ``crash.json`` (raw crash, dump names, sizes and checksums).  Without a valid
@@ -13,19 +12,18 @@ instead of writing every dump a second time.  The caller makes the files durable
 (``durability.SyncBarrier``) before answering.
 """
 
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
-import uuid
+
+from antenna.workerdir import WorkerDir
 
 LOGGER = logging.getLogger(__name__)
 
 MANIFEST = "crash.json"
 DUMP_SUFFIX = ".dump"
-LOCK_NAME = ".lock"
 
 
 class CorruptSpoolEntry(Exception):
@@ -75,12 +73,9 @@ class Spool:
     """This worker's spool folder, and adoption of dead workers' folders."""
 
     def __init__(self, root):
-        self.root = os.path.abspath(root)
-        os.makedirs(self.root, exist_ok=True)
-        self.dir = os.path.join(self.root, f"w-{uuid.uuid4().hex}")
-        os.makedirs(self.dir)
-        self.lock_fd = os.open(os.path.join(self.dir, LOCK_NAME), os.O_CREAT | os.O_RDWR, 0o600)
-        fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.owner = WorkerDir(root)
+        self.root = self.owner.root
+        self.dir = self.owner.path
 
     def write(self, report, raw_crash):
         """Write one crash (not yet synced); blocking, so call it from a thread pool."""
@@ -122,9 +117,9 @@ class Spool:
 
     def entries_in(self, folder):
         """Complete crashes of a worker folder (those being written are skipped)."""
-        for name in sorted(os.listdir(folder)):
+        for name in self.owner.entries(folder):
             path = os.path.join(folder, name)
-            if name == LOCK_NAME or not os.path.isdir(path):
+            if not os.path.isdir(path):
                 continue
             try:
                 manifest = read_manifest(path)
@@ -136,32 +131,7 @@ class Spool:
 
     def adopt_orphans(self):
         """Move crashes of dead workers into this folder; return their entries."""
-        adopted = []
-        for name in sorted(os.listdir(self.root)):
-            folder = os.path.join(self.root, name)
-            if folder == self.dir or not name.startswith("w-") or not os.path.isdir(folder):
-                continue
-            lock_path = os.path.join(folder, LOCK_NAME)
-            try:
-                fd = os.open(lock_path, os.O_RDWR)
-            except FileNotFoundError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue  # its worker is alive
-            if not os.path.exists(lock_path):
-                os.close(fd)
-                continue  # another worker adopted it meanwhile
-            try:
-                adopted.extend(self.adopt_folder(folder))
-                shutil.rmtree(folder)
-            except OSError as exc:
-                LOGGER.warning("could not finish adopting %s: %s", folder, exc)
-            finally:
-                os.close(fd)
-        return adopted
+        return self.owner.adopt_orphans(self.adopt_folder)
 
     def adopt_folder(self, folder):
         """Move a dead worker's complete crashes here; what is left was never answered."""
@@ -170,19 +140,10 @@ class Spool:
             target = os.path.join(self.dir, entry.crash_id)
             os.replace(entry.path, target)
             adopted.append(SpoolEntry(entry.crash_id, target, entry.size, entry.dump_names))
-        for name in os.listdir(folder):
-            if name != LOCK_NAME:
-                LOGGER.warning("dropping incomplete spooled crash %s", name, extra={"crash_id": name})
+        for name in self.owner.entries(folder):
+            LOGGER.warning("dropping incomplete spooled crash %s", name, extra={"crash_id": name})
         return adopted
 
     def close(self):
-        """Release the lock; leftovers stay for the next worker to adopt.
-
-        An empty folder is removed so clean restarts don't pile up folders.
-        """
-        if self.lock_fd is None:
-            return
-        if not self.pending():
-            shutil.rmtree(self.dir, ignore_errors=True)
-        os.close(self.lock_fd)
-        self.lock_fd = None
+        """Release the folder; leftovers stay for the next worker to adopt."""
+        self.owner.close()

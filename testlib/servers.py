@@ -89,6 +89,7 @@ def collector_env(tmp_dir, **overrides):
         "HOME": os.environ.get("HOME", "/tmp"),
         "CRASHSTORAGE_FS_ROOT": os.path.join(tmp_dir, "crashes"),
         "CRASHMOVER_SPOOL_DIR": os.path.join(tmp_dir, "spool"),
+        "CRASHPUBLISH_QUEUE_DIR": os.path.join(tmp_dir, "process-queue"),
         "LOGGING_FORMAT": "json",
         "PYTHONPATH": REPO_ROOT,
     }

@@ -76,7 +76,7 @@ def test_incomplete_orphans_are_dropped(tmp_path, damage):
     else:
         with open(entry.dump_path("upload_file_minidump"), "r+b") as fp:
             fp.truncate(10)
-    os.close(dead.lock_fd)  # the worker dies: its lock goes, its folder stays
+    os.close(dead.owner.lock_fd)  # the worker dies: its lock goes, its folder stays
     survivor = Spool(tmp_path)
     assert len(os.listdir(tmp_path)) == 2
     assert survivor.adopt_orphans() == []
