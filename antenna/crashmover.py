@@ -19,6 +19,7 @@ from everett.manager import Option, parse_bool, parse_data_size
 from antenna.durability import SyncBarrier
 from antenna.spool import Spool
 from antenna.throttler import ACCEPT
+from antenna.workerdir import adopt_periodically
 
 LOGGER = logging.getLogger(__name__)
 
@@ -128,21 +129,17 @@ class CrashMover:
         self.workers = [
             gevent.spawn(self.mover_loop) for _ in range(self.config("concurrent_crashmovers"))
         ]
-        self.adopter = gevent.spawn(self.adopter_loop)
+        self.adopter = gevent.spawn(
+            adopt_periodically,
+            self.config("crashmover_adopt_interval"),
+            self.adopt_orphans,
+            "spooled crashes",
+        )
 
     def adopt_orphans(self):
         for entry in self.spool.adopt_orphans():
             LOGGER.info("re-queued spooled crash", extra={"crash_id": entry.crash_id})
             self.enqueue(QueueItem(entry))
-
-    def adopter_loop(self):
-        interval = self.config("crashmover_adopt_interval")
-        while True:
-            gevent.sleep(interval)
-            try:
-                self.adopt_orphans()
-            except Exception:
-                LOGGER.exception("spool adoption failed")
 
     def enqueue(self, item):
         self.queued_bytes += item.entry.size

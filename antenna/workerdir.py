@@ -12,6 +12,8 @@ import os
 import shutil
 import uuid
 
+import gevent
+
 LOGGER = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
@@ -75,3 +77,13 @@ class WorkerDir:
             shutil.rmtree(self.path, ignore_errors=True)
         os.close(self.lock_fd)
         self.lock_fd = None
+
+
+def adopt_periodically(interval, adopt, what):
+    """Run ``adopt()`` every ``interval`` seconds for ever (spawn it); log, never die."""
+    while True:
+        gevent.sleep(interval)
+        try:
+            adopt()
+        except Exception:
+            LOGGER.exception("adopting %s failed", what)

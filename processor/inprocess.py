@@ -21,7 +21,7 @@ import gevent.queue
 from everett.manager import Option
 
 from antenna.crashid import is_valid_crash_id
-from antenna.workerdir import WorkerDir
+from antenna.workerdir import WorkerDir, adopt_periodically
 from processor.app import build_processor
 
 LOGGER = logging.getLogger(__name__)
@@ -58,7 +58,14 @@ class InProcessCrashPublish:
         self.workers = [
             gevent.spawn(self.worker_loop) for _ in range(self.processor.config("concurrency"))
         ]
-        self.workers.append(gevent.spawn(self.adopter_loop))
+        self.workers.append(
+            gevent.spawn(
+                adopt_periodically,
+                self.config("adopt_interval"),
+                self.adopt_orphans,
+                "unprocessed crashes",
+            )
+        )
 
     def marker(self, crash_id):
         return os.path.join(self.folder.path, crash_id)
@@ -85,14 +92,6 @@ class InProcessCrashPublish:
                 os.replace(os.path.join(folder, crash_id), self.marker(crash_id))
                 adopted.append(crash_id)
         return adopted
-
-    def adopter_loop(self):
-        while True:
-            gevent.sleep(self.config("adopt_interval"))
-            try:
-                self.adopt_orphans()
-            except Exception:
-                LOGGER.exception("adopting unprocessed crashes failed")
 
     def worker_loop(self):
         while True:

@@ -6,6 +6,7 @@ import os
 import gevent
 from everett.manager import ConfigManager
 
+from antenna.workerdir import adopt_periodically
 from processor.inprocess import InProcessCrashPublish
 
 IDS = [f"{i:08x}-cbbf-4589-a673-34f800160918" for i in range(5)]
@@ -29,12 +30,12 @@ class RecordingProcessor:
 
 
 def publisher(queue_dir, processor):
-    config = ConfigManager.from_dict({"QUEUE_DIR": str(queue_dir), "ADOPT_INTERVAL": "0.2"})
+    config = ConfigManager.from_dict({"QUEUE_DIR": str(queue_dir)})
     pub = InProcessCrashPublish(config)
     pub.processor = processor
     pub.adopt_orphans()
     pub.workers = [gevent.spawn(pub.worker_loop) for _ in range(2)]
-    pub.workers.append(gevent.spawn(pub.adopter_loop))
+    pub.workers.append(gevent.spawn(adopt_periodically, 0.2, pub.adopt_orphans, "test"))
     return pub
 
 
