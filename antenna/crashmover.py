@@ -23,8 +23,6 @@ from antenna.workerdir import adopt_periodically
 
 LOGGER = logging.getLogger(__name__)
 
-STOP = object()
-
 
 class Overloaded(Exception):
     """The save queue is full; the client should retry later."""
@@ -49,8 +47,8 @@ class QueueItem:
         self.queued_at = time.monotonic()
 
 
-# Threads that write and fsync spool files for requests.  Requests get their own pool
-# so that a client's answer never waits behind crashmovers' storage writes.
+# Threads that write spool files for requests.  Requests get their own pool so that a
+# client's answer never waits behind crashmovers' storage writes.
 SPOOL_THREADS = 32
 
 
@@ -179,8 +177,6 @@ class CrashMover:
     def mover_loop(self):
         while True:
             item = self.queue.get()
-            if item is STOP:
-                return
             try:
                 self.handle(item)
             except Exception:
@@ -196,7 +192,7 @@ class CrashMover:
     def handle(self, item):
         crash_id = item.entry.crash_id
         if item.raw_crash is None:
-            item.raw_crash = self.storage_threads.apply(self.spool.read, (item.entry,))[0]
+            item.raw_crash = self.storage_threads.apply(self.spool.raw_crash, (item.entry,))
         with self.metrics.timer("crash_save.time"):
             self.retry("save", crash_id, self.save, item.entry, item.raw_crash)
         self.metrics.incr("save_crash.count")
@@ -204,12 +200,13 @@ class CrashMover:
         if item.raw_crash.get("legacy_processing") == ACCEPT:
             self.retry("publish", crash_id, self.crashpublish.publish, crash_id)
             self.metrics.incr("publish_crash.count")
-        # Unlinking a just-written 400 KB file takes about a millisecond: not on the hub.
+        # Removing a just-written 400 KB dump takes about a millisecond: not on the hub.
         self.storage_threads.apply(self.spool.remove, (item.entry,))
         self.metrics.timing("crash_handling.time", (time.monotonic() - item.queued_at) * 1000.0)
 
     def save(self, entry, raw_crash):
-        """Blocking backends (local disk) run in threads, so the hub keeps serving."""
+        """Local-disk backends take the spooled files, in a thread so the hub keeps serving;
+        network backends (cooperative under gevent) get the dumps' bytes."""
         crash_id = entry.crash_id
         if self.crashstorage.blocking_io:
             dump_files = {name: entry.dump_path(name) for name in entry.dump_names}

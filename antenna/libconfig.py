@@ -58,22 +58,25 @@ def runtime_config_lines(config, components):
     options are listed, without recursing into its attributes.
     """
     lines = []
-    for namespace, component in components:
-        options = get_config_for_class(component.__class__)
-        scoped = config.with_namespace(namespace).with_options(component)
-        for key in options:
-            value = scoped(key, raise_error=False, raw_value=True)
-            full_key = generate_uppercase_key(key, namespace).upper()
-            value = "" if value is None else str(value)
-            if is_secret(full_key):
-                value = mask(value)
-            lines.append(f"{full_key}={value}")
+    for namespace, key, scoped in component_options(config, components):
+        value = scoped(key, raise_error=False, raw_value=True)
+        full_key = generate_uppercase_key(key, namespace).upper()
+        value = "" if value is None else str(value)
+        if is_secret(full_key):
+            value = mask(value)
+        lines.append(f"{full_key}={value}")
     return lines
 
 
 def verify_options(config, components):
     """Parse every option now, so bad config stops start-up instead of a later request."""
+    for _namespace, key, scoped in component_options(config, components):
+        scoped(key)
+
+
+def component_options(config, components):
+    """(namespace, key, component-scoped config) for each option a component declares."""
     for namespace, component in components:
         scoped = config.with_namespace(namespace).with_options(component)
         for key in get_config_for_class(component.__class__):
-            scoped(key)
+            yield namespace, key, scoped

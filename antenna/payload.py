@@ -217,13 +217,6 @@ def parse_body(body, boundary, content_encoding, limits):
     return report
 
 
-def read_body(stream, content_type, content_encoding, content_length, limits):
-    """Read and parse a request body in the calling thread (tests, tools)."""
-    boundary = boundary_of(content_type)
-    body = read_raw_body(stream, content_length, limits.max_compressed)
-    return parse_body(body, boundary, content_encoding, limits)
-
-
 def add_part(report, part, index, limits):
     """Route one multipart part to the annotations or the dumps of ``report``."""
     if part.is_dump:

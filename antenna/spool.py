@@ -91,6 +91,10 @@ class Spool:
         write_file(os.path.join(folder, MANIFEST), json.dumps(manifest).encode("utf-8"))
         return SpoolEntry(report.crash_id, folder, report.size, list(report.dumps))
 
+    def raw_crash(self, entry):
+        """The raw crash of a spooled crash, without reading its dumps."""
+        return read_manifest(entry.path)["raw_crash"]
+
     def read(self, entry):
         """Load a spooled crash as (raw_crash, dumps); checks the dumps' checksums."""
         manifest = read_manifest(entry.path)

@@ -35,7 +35,8 @@ class KeyValueCrashStorage:
     ``exists`` and ``check_health``.
     """
 
-    # True when calls block the process (local disk); callers then use a thread pool.
+    # True when calls block the process (local disk): callers then use a thread pool and
+    # call ``save_spooled_crash(crash_id, raw_crash, {dump name: spool file path})``.
     blocking_io = False
 
     def put(self, key, data):
@@ -65,14 +66,6 @@ class KeyValueCrashStorage:
         names = [storage_keys.stored_dump_name(name) for name in dump_names]
         self.put(storage_keys.dump_names_key(crash_id), orjson.dumps(names))
         self.put(storage_keys.raw_crash_key(crash_id), json_bytes(raw_crash))
-
-    def save_spooled_crash(self, crash_id, raw_crash, dump_files):
-        """Save a crash whose dumps are files ({name: path}) in the spool."""
-        dumps = {}
-        for name, path in dump_files.items():
-            with open(path, "rb") as fp:
-                dumps[name] = fp.read()
-        self.save_crash(crash_id, raw_crash, dumps)
 
     def crash_exists(self, crash_id):
         return self.exists(storage_keys.raw_crash_key(crash_id))
