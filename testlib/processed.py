@@ -1,4 +1,4 @@
-"""Waiting for the processor: poll filesystem storage for a finished processed crash."""
+"""Waiting for the processor: poll filesystem storage for the processed crash."""
 
 import json
 import os
@@ -8,15 +8,13 @@ from antenna.storage_keys import processed_crash_key
 
 
 def wait_for_processed(crashes_root, crash_id, timeout=30):
-    """The processed crash once its Sentry attempt is recorded, or None after ``timeout``."""
+    """The processed crash (saved once, after its Sentry attempt), or None after ``timeout``."""
     path = os.path.join(crashes_root, *processed_crash_key(crash_id).split("/"))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             with open(path) as fp:
-                processed = json.load(fp)
-            if processed.get("sentry", {}).get("status") != "pending":
-                return processed
+                return json.load(fp)
         except (FileNotFoundError, ValueError):
             pass
         time.sleep(0.1)

@@ -12,6 +12,7 @@ if REPO_ROOT not in sys.path:
 
 from antenna.app import AntennaApp  # noqa: E402
 from antenna.libconfig import build_config_manager  # noqa: E402
+from testlib.fake_sentry import FakeSentry  # noqa: E402
 
 
 class Collector:
@@ -56,3 +57,11 @@ def make_collector(tmp_path):
 @pytest.fixture
 def collector(make_collector):
     return make_collector()
+
+
+@pytest.fixture
+def sentry():
+    """A scriptable Sentry stand-in on 127.0.0.1 that records the envelopes it gets."""
+    server = FakeSentry().start()
+    yield server
+    server.stop()

@@ -5,16 +5,8 @@ import time
 import pytest
 import requests
 
-from testlib.fake_sentry import FakeSentry
 from testlib.multipart import multipart_body
 from tests.unittest.test_breakpad_resource import DUMP, malformed_cases
-
-
-@pytest.fixture
-def sentry():
-    server = FakeSentry().start()
-    yield server
-    server.stop()
 
 
 def wait_for_events(sentry, count=1, timeout=10):

@@ -26,13 +26,6 @@ RAW = {
 pytestmark = pytest.mark.skipif(not DUMP.exists(), reason=f"corpus not found at {CORPUS_DIR}")
 
 
-@pytest.fixture
-def sentry():
-    server = FakeSentry().start()
-    yield server
-    server.stop()
-
-
 def make(tmp_path, **env):
     config = build_config_manager(
         {

@@ -7,17 +7,16 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.utils import json_dumps
 
 from processor.sentry_delivery import SentryDelivery, mask_dsn, parse_rate_limits
-from testlib.fake_sentry import KEY, FakeSentry
+from testlib.fake_sentry import KEY
 
 EVENT = {"event_id": "de1bb258cbbf4589a67334f800160918", "platform": "native", "level": "fatal",
          "exception": {"values": [{"type": "SIGSEGV", "value": "SIGSEGV at 0x0"}]}}
 
 
 @pytest.fixture
-def server():
-    srv = FakeSentry().start()
-    yield srv
-    srv.stop()
+def server(sentry):
+    """This module's name for the shared fake Sentry (tests/conftest.py)."""
+    return sentry
 
 
 def delivery(**options):
