@@ -124,8 +124,6 @@ def instrument(processor):
         setattr(storage, name, timed("load", getattr(storage, name)))
     # save_processed_crash = JSON serialization + put; "json" is the save minus the put.
     storage.put = timed("fs_write", storage.put)
-    if hasattr(storage, "sync"):  # group-commit fsync, if the processor ever calls it
-        storage.sync = timed("fs_write", storage.sync)
     storage.save_processed_crash = timed("save", storage.save_processed_crash)
 
 
@@ -389,7 +387,6 @@ def main(argv=None):
 
 def run(args, jobs, tmp):
     by_group = {g: [j for j in jobs if j.group == g] for g in GROUPS}
-    fsync = jobs[0].processor.crashstorage.config("fs_fsync")
     print(
         f"corpus {CORPUS_DIR}: {len(jobs)} good dumps; "
         + "; ".join(
@@ -399,7 +396,8 @@ def run(args, jobs, tmp):
         )
     )
     print(
-        f"processor: Processor.process_crash, FSCrashStorage in {tmp} (fsync {fsync}), no "
+        f"processor: Processor.process_crash, FSCrashStorage in {tmp} (processed crashes are written "
+        "without sync), no "
         "Sentry DSN (event + envelope built and timed separately), gevent worker greenlets "
         f"like InProcessCrashPublish; {os.cpu_count()} CPUs; python {sys.version.split()[0]}"
     )
@@ -438,8 +436,8 @@ def run(args, jobs, tmp):
         "steps: stackwalk = Stackwalker.walk (subprocess, spawn to exit); load = raw crash + "
         "dumps + previous processed crash from FS storage; read_modules; symbols = "
         "SymbolsProvider.prepare; parse = parse_stackwalk; signature = siggen; json = "
-        "processed crash serialization (1 save); fs_write = FS put (atomic write + "
-        "fsync if any); other = rest of process_crash (temp dump file, sha256, ...); event_build = "
+        "processed crash serialization (1 save); fs_write = FS put (atomic write); "
+        "other = rest of process_crash (temp dump file, sha256, ...); event_build = "
         "SentryEventBuilder.build_with_payload (event + its JSON); envelope = "
         "SentryDelivery.envelope (event JSON given, + minidump when attached)"
     )
