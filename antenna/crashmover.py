@@ -163,7 +163,7 @@ class CrashMover:
         except FileExistsError as exc:
             raise CrashIdTaken(report.crash_id) from exc
         except OSError as exc:
-            self.spool.discard(report.crash_id)
+            self.spool.discard(report)
             raise SpoolUnavailable(str(exc)) from exc
         try:
             if self.spool_barrier:
@@ -192,7 +192,8 @@ class CrashMover:
     def handle(self, item):
         crash_id = item.entry.crash_id
         if item.raw_crash is None:
-            item.raw_crash = self.storage_threads.apply(self.spool.raw_crash, (item.entry,))
+            # Adopted from a dead worker: check its dumps before storage links them.
+            item.raw_crash, _ = self.storage_threads.apply(self.spool.read, (item.entry,))
         with self.metrics.timer("crash_save.time"):
             self.retry("save", crash_id, self.save, item.entry, item.raw_crash)
         self.metrics.incr("save_crash.count")
@@ -211,7 +212,8 @@ class CrashMover:
         if self.crashstorage.blocking_io:
             dump_files = {name: entry.dump_path(name) for name in entry.dump_names}
             self.storage_threads.apply(
-                self.crashstorage.save_spooled_crash, (crash_id, raw_crash, dump_files)
+                self.crashstorage.save_spooled_crash,
+                (crash_id, raw_crash, dump_files, entry.manifest_path),
             )
         else:
             _, dumps = self.storage_threads.apply(self.spool.read, (entry,))

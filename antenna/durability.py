@@ -26,11 +26,16 @@ def sync_files(paths):
         finally:
             os.close(fd)
     for folder in {os.path.dirname(path) for path in paths}:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        sync_dir(folder)
+
+
+def sync_dir(folder):
+    """Make the names in ``folder`` (new, renamed or removed files) durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class SyncBarrier:

@@ -14,6 +14,8 @@ import uuid
 
 import gevent
 
+from antenna.durability import sync_dir
+
 LOGGER = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
@@ -30,6 +32,8 @@ class WorkerDir:
         os.makedirs(self.path)
         self.lock_fd = os.open(os.path.join(self.path, LOCK_NAME), os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Files synced into the folder later only make their own names durable.
+        sync_dir(self.root)
 
     def entries(self, folder=None):
         """Names in a worker folder (this one by default), lock file excluded."""

@@ -17,7 +17,7 @@ class SlowFSCrashStorage(FSCrashStorage):
         super().__init__(config)
         self.save_delay = self.config("save_delay")
 
-    def save_index(self, crash_id, raw_crash, dump_names):
-        """Every save path ends here, once per crash."""
+    def save_dump_names(self, crash_id, dump_names):
+        """Every save path comes here, once per crash."""
         time.sleep(self.save_delay)
-        super().save_index(crash_id, raw_crash, dump_names)
+        super().save_dump_names(crash_id, dump_names)

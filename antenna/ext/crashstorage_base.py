@@ -36,7 +36,8 @@ class KeyValueCrashStorage:
     """
 
     # True when calls block the process (local disk): callers then use a thread pool and
-    # call ``save_spooled_crash(crash_id, raw_crash, {dump name: spool file path})``.
+    # call ``save_spooled_crash(crash_id, raw_crash, {dump name: spool file path},
+    # raw crash spool file path)``.
     blocking_io = False
 
     def put(self, key, data):
@@ -63,9 +64,12 @@ class KeyValueCrashStorage:
 
     def save_index(self, crash_id, raw_crash, dump_names):
         """Dump names, then the raw crash, once the dumps are stored."""
+        self.save_dump_names(crash_id, dump_names)
+        self.put(storage_keys.raw_crash_key(crash_id), json_bytes(raw_crash))
+
+    def save_dump_names(self, crash_id, dump_names):
         names = [storage_keys.stored_dump_name(name) for name in dump_names]
         self.put(storage_keys.dump_names_key(crash_id), orjson.dumps(names))
-        self.put(storage_keys.raw_crash_key(crash_id), json_bytes(raw_crash))
 
     def crash_exists(self, crash_id):
         return self.exists(storage_keys.raw_crash_key(crash_id))

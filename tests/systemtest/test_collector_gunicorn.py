@@ -5,6 +5,7 @@ import json
 import os
 import time
 
+from antenna.spool import is_manifest
 from antenna.storage_keys import raw_crash_key
 from testlib.load import submit_many, submit_one
 
@@ -133,7 +134,7 @@ def test_sigterm_drains_queue_then_leaves_the_rest_spooled(start_collector, tmp_
     stored_now = len(answered) - len(wait_until_stored(root, answered, timeout=0))
     assert 2 <= stored_now < len(answered), "it should drain some, not all, within 2 s"
     spool_dirs = [p for p in (tmp_path / "spool").iterdir()]
-    leftovers = sum(len([c for c in p.iterdir() if c.is_dir()]) for p in spool_dirs)
+    leftovers = sum(len([c for c in p.iterdir() if is_manifest(c.name)]) for p in spool_dirs)
     assert leftovers == len(answered) - stored_now
     start_collector(CRASHSTORAGE_CLASS=env["CRASHSTORAGE_CLASS"])
     assert wait_until_stored(root, answered, timeout=30) == set()

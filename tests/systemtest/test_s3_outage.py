@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from antenna import crashid, storage_keys
-from antenna.spool import MANIFEST
+from antenna.spool import is_manifest
 from testlib.moto import moto_server
 from testlib.multipart import multipart_body
 from testlib.servers import collector_env, gunicorn_collector
@@ -96,7 +96,7 @@ def spooled_files(tmp_dir):
         name
         for _, _, names in os.walk(os.path.join(tmp_dir, "spool"))
         for name in names
-        if name == MANIFEST
+        if is_manifest(name)
     ]
 
 

@@ -43,21 +43,28 @@ class FSCrashStorage(KeyValueCrashStorage):
     def put(self, key, data):
         atomic_write(self.path(key), data)
 
-    def save_spooled_crash(self, crash_id, raw_crash, dump_files):
-        """Hard-link the spooled dumps instead of writing them again (same filesystem).
+    def save_spooled_crash(self, crash_id, raw_crash, dump_files, raw_crash_file):
+        """Hard-link the spooled dumps and raw crash instead of writing them again.
 
         The spool already made their bytes durable; only the new names need syncing.
+        ``raw_crash_file`` holds exactly ``json_bytes(raw_crash)``; it is linked last,
+        since a stored raw crash means a complete crash.
         """
         for name, source in dump_files.items():
-            target = self.path(storage_keys.dump_key(crash_id, name))
-            try:
-                atomic_link(source, target)
-            except OSError as exc:
-                if exc.errno != errno.EXDEV:
-                    raise
-                with open(source, "rb") as fp:
-                    atomic_write(target, fp.read())
-        self.save_index(crash_id, raw_crash, list(dump_files))
+            self.link_or_copy(source, self.path(storage_keys.dump_key(crash_id, name)))
+        self.save_dump_names(crash_id, list(dump_files))
+        self.link_or_copy(raw_crash_file, self.path(storage_keys.raw_crash_key(crash_id)))
+
+    @staticmethod
+    def link_or_copy(source, target):
+        """Link when spool and storage share a filesystem, else write a copy."""
+        try:
+            atomic_link(source, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            with open(source, "rb") as fp:
+                atomic_write(target, fp.read())
 
     def sync(self, crash_id, dump_names):
         if self.barrier:
