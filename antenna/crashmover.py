@@ -16,7 +16,7 @@ import gevent.queue
 import gevent.threadpool
 from everett.manager import Option, parse_bool, parse_data_size
 
-from antenna.durability import SyncBarrier
+from antenna.durability import barrier_for
 from antenna.spool import Spool
 from antenna.throttler import ACCEPT
 from antenna.workerdir import adopt_periodically
@@ -57,9 +57,13 @@ class CrashMover:
 
     class Config:
         concurrent_crashmovers = Option(
-            default="8",
+            default="32",
             parser=int,
-            doc="Number of coroutines saving crashes to storage in parallel.",
+            doc=(
+                "Number of coroutines saving crashes to storage in parallel (each waits "
+                "for network or disk syncs most of the time, so more movers make bigger "
+                "sync batches)."
+            ),
         )
         crashmover_max_queue_bytes = Option(
             default="256mb",
@@ -78,8 +82,8 @@ class CrashMover:
             parser=parse_bool,
             doc=(
                 "Sync spooled crashes to disk before answering (group commit: one thread "
-                "syncs the files of all waiting requests); turn off only where losing power "
-                "may lose crashes."
+                "syncs the files of all waiting requests, with one ``syncfs`` on Linux); "
+                "turn off only where losing power may lose crashes."
             ),
         )
         crashmover_retry_max_sleep = Option(
@@ -108,7 +112,7 @@ class CrashMover:
         self.max_sleep = self.config("crashmover_retry_max_sleep")
         self.spool = Spool(self.config("crashmover_spool_dir"))
         self.spool_barrier = (
-            SyncBarrier() if self.config("crashmover_spool_fsync") else None
+            barrier_for(self.spool.dir) if self.config("crashmover_spool_fsync") else None
         )
         self.spool_threads = gevent.threadpool.ThreadPool(SPOOL_THREADS)
         self.storage_threads = gevent.threadpool.ThreadPool(self.config("concurrent_crashmovers"))

@@ -15,6 +15,8 @@ from everett.manager import Option
 CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 30  # above SQS's longest long-poll (20 s), which the processor worker uses
 TOTAL_MAX_ATTEMPTS = 2
+# Above the default number of crashmovers, which all talk to S3 at once.
+MAX_POOL_CONNECTIONS = 64
 
 
 class AWSComponent:
@@ -48,6 +50,7 @@ class AWSComponent:
             connect_timeout=CONNECT_TIMEOUT,
             read_timeout=READ_TIMEOUT,
             retries={"total_max_attempts": TOTAL_MAX_ATTEMPTS, "mode": "standard"},
+            max_pool_connections=MAX_POOL_CONNECTIONS,
             **botocore_options,
         )
         return session.client(

@@ -1,19 +1,30 @@
 """Group commit: many waiters, few sync batches, errors reach every waiter."""
 
+import os
+
 import gevent
 import pytest
 
-from antenna.durability import SyncBarrier
+from antenna import durability
+from antenna.durability import SyncBarrier, barrier_for, sync_files
 
 
-def test_concurrent_waiters_share_batches(tmp_path):
-    barrier = SyncBarrier()
+def written_files(folder, count):
     paths = []
-    for index in range(50):
-        path = tmp_path / f"f{index}"
+    for index in range(count):
+        path = folder / f"f{index}"
         path.write_bytes(b"x" * 1000)
         paths.append(str(path))
-    greenlets = [gevent.spawn(barrier.wait, [path]) for path in paths]
+    return paths
+
+
+@pytest.mark.parametrize("how", ["per file", "syncfs"])
+def test_concurrent_waiters_share_batches(tmp_path, how):
+    if how == "syncfs" and durability._syncfs is None:
+        pytest.skip("syncfs is Linux-only")
+    sync = sync_files if how == "per file" else durability.FilesystemSync(str(tmp_path))
+    barrier = SyncBarrier(sync)
+    greenlets = [gevent.spawn(barrier.wait, [path]) for path in written_files(tmp_path, 50)]
     gevent.joinall(greenlets, timeout=10, raise_error=True)
     assert all(g.successful() for g in greenlets)
     assert 1 <= barrier.batches < 50
@@ -28,7 +39,14 @@ def test_a_failed_sync_raises_in_every_waiter_of_the_batch(tmp_path):
     for greenlet in greenlets:
         with pytest.raises(FileNotFoundError):
             greenlet.get()
-    ok = tmp_path / "ok"
-    ok.write_bytes(b"y")
-    barrier.wait([str(ok)])  # the flusher survives errors
+    barrier.wait(written_files(tmp_path, 1))  # the flusher survives errors
     barrier.close()
+
+
+def test_one_barrier_per_filesystem(tmp_path):
+    (tmp_path / "spool").mkdir()
+    (tmp_path / "crashes").mkdir()
+    spool = barrier_for(str(tmp_path / "spool"))
+    assert barrier_for(str(tmp_path / "crashes")) is spool
+    if os.path.isdir("/dev/shm") and os.stat("/dev/shm").st_dev != os.stat(tmp_path).st_dev:
+        assert barrier_for("/dev/shm") is not spool

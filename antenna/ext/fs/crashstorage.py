@@ -6,7 +6,7 @@ import os
 from everett.manager import Option, parse_bool
 
 from antenna import storage_keys
-from antenna.durability import SyncBarrier
+from antenna.durability import barrier_for
 from antenna.ext.crashstorage_base import KeyValueCrashStorage, crash_keys
 from antenna.fsutil import atomic_link, atomic_write
 
@@ -27,7 +27,7 @@ class FSCrashStorage(KeyValueCrashStorage):
             parser=parse_bool,
             doc=(
                 "Sync saved files to disk before a crash counts as saved and leaves the "
-                "spool (group commit: one thread syncs the files of all waiting crashmovers)."
+                "spool (group commit, shared with the spool when both are on one filesystem)."
             ),
         )
 
@@ -35,7 +35,7 @@ class FSCrashStorage(KeyValueCrashStorage):
         self.config = config.with_options(self)
         self.root = os.path.abspath(self.config("fs_root"))
         os.makedirs(self.root, exist_ok=True)
-        self.barrier = SyncBarrier() if self.config("fs_fsync") else None
+        self.barrier = barrier_for(self.root) if self.config("fs_fsync") else None
 
     def path(self, key):
         return os.path.join(self.root, *key.split("/"))
