@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import json
 
+import gevent.event
 import pytest
 
 from antenna import crashid
@@ -202,17 +203,25 @@ def test_throttle_reject_and_fakeaccept(make_collector):
     assert crash_id not in collector.app.crashpublish.published  # DEFER is not published
 
 
-def test_overloaded_answers_503_with_retry_after(make_collector):
+def test_overloaded_answers_503_with_retry_after(make_collector, monkeypatch):
     collector = make_collector(CRASHMOVER_MAX_QUEUE_BYTES="30kb", CRASHMOVER_RETRY_AFTER="7")
-    collector.app.crashmover.accepting = True
+    crashmover = collector.app.crashmover
+    unstuck = gevent.event.Event()
+    real_save = crashmover.save
+
+    def stuck_save(*args):
+        unstuck.wait()  # storage hangs: crashes pile up in the queue
+        return real_save(*args)
+
+    monkeypatch.setattr(crashmover, "save", stuck_save)
     body, headers = multipart_body({"ProductName": "App"}, {"upload_file_minidump": DUMP})
-    # Fill the queue without letting movers run: the client never yields to the hub.
     statuses = [collector.post(body, headers) for _ in range(6)]
     codes = [r.status_code for r in statuses]
     assert 503 in codes and codes[0] == 200
     refused = statuses[codes.index(503)]
     assert refused.text == "Discarded=overloaded\n"
     assert refused.headers["retry-after"] == "7"
+    unstuck.set()
     collector.drain()
     assert collector.post(body, headers).status_code == 200
 
