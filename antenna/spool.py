@@ -72,9 +72,13 @@ class SpoolEntry:
         return os.path.join(self.folder, manifest_name(self.crash_id))
 
     @property
+    def dump_paths(self):
+        return [self.dump_path(name) for name in self.dump_names]
+
+    @property
     def files(self):
         """Every file of the entry, manifest last (for syncing, then removing)."""
-        return [*(self.dump_path(name) for name in self.dump_names), self.manifest_path]
+        return [*self.dump_paths, self.manifest_path]
 
 
 def write_file(path, data):
@@ -162,8 +166,9 @@ class Spool:
                 continue
             try:
                 raw_crash = load_manifest(os.path.join(folder, name))
-                entry = SpoolEntry(name[:CRASH_ID_LENGTH], folder, 0, list(raw_crash["dump_checksums"]))
-                entry.size = sum(os.path.getsize(path) for path in entry.files[:-1])
+                dump_names = list(raw_crash["dump_checksums"])
+                entry = SpoolEntry(name[:CRASH_ID_LENGTH], folder, 0, dump_names)
+                entry.size = sum(os.path.getsize(path) for path in entry.dump_paths)
             except (CorruptSpoolEntry, OSError):
                 continue
             yield entry
@@ -188,7 +193,7 @@ class Spool:
                     extra={"crash_id": entry.crash_id},
                 )
                 continue
-            for source, target in zip(entry.files, mine.files):
+            for source, target in zip(entry.files, mine.files, strict=True):
                 os.link(source, target)
             taken.add(entry.crash_id)
             adopted.append(mine)

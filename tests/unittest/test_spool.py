@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from antenna.rawcrash import CrashReport
 from antenna.ext.crashstorage_base import json_bytes
+from antenna.rawcrash import CrashReport
 from antenna.spool import CorruptSpoolEntry, Spool
 
 DUMP = b"MDMP" * 100
