@@ -4,8 +4,9 @@ The symbols provider must know which ``<debug_file>/<debug_id>`` pairs a dump
 needs *before* ``minidump_stackwalk`` runs, so that remote symbols can be
 fetched in parallel into the cache the stackwalker reads. Only the header, the
 stream directory, the module list stream (type 4) and each module's name and
-CodeView record are read, through ``mmap``, so a 4 MB dump costs a few
-milliseconds and a huge garbage file costs nothing more than its header.
+CodeView record are read: :func:`parse_modules` from the dump's bytes when the
+caller holds them anyway (the processor does), :func:`read_modules` from a file
+through ``mmap``, so that a huge garbage file costs nothing more than its header.
 
 Identifiers are formatted exactly as Breakpad's ``MinidumpModule`` does
 (``debug_file()``, ``debug_identifier()``, ``code_identifier()``), because the
@@ -15,12 +16,20 @@ Dumps come from the internet: every offset is bounds-checked and any parsing
 problem yields ``[]`` (or skips the one bad module), never an exception.
 """
 
+import codecs
 import mmap
 import struct
 
 MINIDUMP_SIGNATURE = b"MDMP"
 MODULE_LIST_STREAM = 4
 MODULE_SIZE = 108
+# MINIDUMP_MODULE: base, size, (checksum), timestamp, name rva, (version info),
+# CodeView record size and rva, (misc record, reserved).
+_MODULE = struct.Struct("<QI4xII52xII24x")
+_U32 = struct.Struct("<I")
+# What bytes.decode("utf-16-le", "replace") calls, minus a codec registry lookup
+# and a Python wrapper that cost four times the decoding of a module name.
+_decode_utf16 = codecs.utf_16_le_decode
 # A hostile dump could claim millions of modules; real processes have hundreds.
 MAX_MODULES = 4096
 MAX_STREAMS = 4096
@@ -42,10 +51,10 @@ def _minidump_string(buf, rva):
     """Decode a MINIDUMP_STRING (u32 byte length + UTF-16LE) or return ""."""
     if rva + 4 > len(buf):
         return ""
-    (length,) = struct.unpack_from("<I", buf, rva)
+    (length,) = _U32.unpack_from(buf, rva)
     if length > MAX_NAME_BYTES or rva + 4 + length > len(buf):
         return ""
-    return bytes(buf[rva + 4 : rva + 4 + length]).decode("utf-16-le", "replace")
+    return _decode_utf16(buf[rva + 4 : rva + 4 + length], "replace", True)[0]
 
 
 def _c_string(raw):
@@ -53,19 +62,23 @@ def _c_string(raw):
 
 
 def _guid_id(guid, age):
-    """Breakpad's ``%08X%04X%04X%02X..%02X%x`` form of a GUID and age."""
-    data1, data2, data3 = struct.unpack_from("<IHH", guid)
-    return f"{data1:08X}{data2:04X}{data3:04X}{guid[8:16].hex().upper()}{age:x}"
+    """Breakpad's ``%08X%04X%04X%02X..%02X%x`` form of a GUID and age.
+
+    The GUID's first three fields are little-endian integers printed in hex,
+    i.e. their bytes reversed.
+    """
+    swapped = guid[3::-1] + guid[5:3:-1] + guid[7:5:-1] + guid[8:16]
+    return f"{swapped.hex().upper()}{age:x}"
 
 
 def _codeview(buf, rva, size, code_file):
     """Return (debug_file, debug_id, build_id hex or "") from a CodeView record."""
     if size < 4 or size > MAX_CV_BYTES or rva + size > len(buf):
         return "", "", ""
-    cv = bytes(buf[rva : rva + size])
+    cv = buf[rva : rva + size]
     signature = cv[:4]
     if signature == CV_PDB70 and size >= 24:
-        (age,) = struct.unpack_from("<I", cv, 20)
+        (age,) = _U32.unpack_from(cv, 20)
         return _basename(_c_string(cv[24:])), _guid_id(cv[4:20], age), ""
     if signature == CV_PDB20 and size >= 16:
         timestamp, age = struct.unpack_from("<II", cv, 8)
@@ -108,12 +121,8 @@ def _modules(buf, rva, size):
     if count > MAX_MODULES:
         return []
     modules = []
-    for index in range(count):
-        offset = first + index * MODULE_SIZE
-        base, image_size, _checksum, timestamp, name_rva = struct.unpack_from(
-            "<QIIII", buf, offset
-        )
-        cv_size, cv_rva = struct.unpack_from("<II", buf, offset + 76)
+    records = buf[first : first + count * MODULE_SIZE]
+    for base, image_size, timestamp, name_rva, cv_size, cv_rva in _MODULE.iter_unpack(records):
         code_file = _minidump_string(buf, name_rva)
         debug_file, debug_id, build_id = _codeview(buf, cv_rva, cv_size, code_file)
         modules.append(
@@ -130,8 +139,8 @@ def _modules(buf, rva, size):
     return modules
 
 
-def read_modules(dump_path):
-    """Return the dump's modules in stream order, or [] if it cannot be read.
+def parse_modules(dump):
+    """Return the modules of a dump given as bytes, in stream order, or [] if it is not one.
 
     Each module is a dict: ``filename`` (code file basename), ``code_file``,
     ``code_id``, ``debug_file`` (basename, as the stackwalker prints it),
@@ -139,10 +148,18 @@ def read_modules(dump_path):
     ``base_addr`` and ``end_addr`` (inclusive; hex strings).
     """
     try:
+        return _parse(dump)
+    except (ValueError, struct.error, OverflowError):
+        return []
+
+
+def read_modules(dump_path):
+    """:func:`parse_modules` of a dump file, or [] if it cannot be read."""
+    try:
         with (
             open(dump_path, "rb") as fp,
             mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as buf,
         ):
-            return _parse(buf)
-    except (OSError, ValueError, struct.error, OverflowError):
+            return parse_modules(buf)
+    except (OSError, ValueError):
         return []

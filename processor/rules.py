@@ -10,7 +10,7 @@ import logging
 import os
 import tempfile
 
-from processor.minidump_modules import read_modules
+from processor.minidump_modules import parse_modules
 from processor.stackwalk_output import parse_stackwalk
 
 LOGGER = logging.getLogger(__name__)
@@ -58,11 +58,11 @@ class StackwalkRule(Rule):
             processed["stackwalker"] = {"status": "no minidump"}
             return
         processed["minidump_sha256"] = hashlib.sha256(dump).hexdigest()
+        modules = parse_modules(dump)
         fd, path = tempfile.mkstemp(prefix=f"{crash_id}.", suffix=".dmp", dir=self.temp_dir)
         try:
             with os.fdopen(fd, "wb") as fp:
                 fp.write(dump)
-            modules = read_modules(path)
             with self.metrics.timer("symbols.time"):
                 symbol_dirs = self.symbols.prepare(modules)
             result = self.stackwalker.walk(path, symbol_dirs)

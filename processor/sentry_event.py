@@ -94,21 +94,14 @@ def _int(value):
         return None
 
 
-def _frame_number(frame):
-    return frame.get("frame", 0)
-
+# A frame's number, for sorting; a C-level callable because a big crash sorts
+# tens of thousands of frames.
+_frame_number = operator.methodcaller("get", "frame", 0)
 
 # A processed frame's fields that its Sentry frame depends on (not its number).
 _FRAME_FIELDS = ("offset", "module", "function", "file", "line", "function_offset",
                  "module_offset", "trust")
 _frame_fields = operator.itemgetter(*_FRAME_FIELDS)
-
-
-def _frame_key(frame):
-    try:
-        return _frame_fields(frame)
-    except KeyError:  # a frame made elsewhere than parse_stackwalk may lack some
-        return tuple(frame.get(field) for field in _FRAME_FIELDS)
 
 
 def _tag_value(value):
@@ -358,11 +351,14 @@ class SentryEventBuilder:
         ordered = sorted(frames, key=_frame_number)[:limit]
         out = []
         for frame in reversed(ordered):
-            key = _frame_key(frame)
+            try:
+                key = _frame_fields(frame)
+            except KeyError:  # a frame made elsewhere than parse_stackwalk may lack some
+                key = tuple(frame.get(field) for field in _FRAME_FIELDS)
             sentry_frame = converted.get(key)
             if sentry_frame is None:
                 sentry_frame = converted[key] = self._frame(frame, main_module)
-            out.append(dict(sentry_frame))
+            out.append(sentry_frame.copy())
         return {"frames": out}
 
     def _threads(self, threads, crashing, main_module, converted):
@@ -371,11 +367,10 @@ class SentryEventBuilder:
         values = []
         for thread in threads:
             index = thread.get("thread_index")
-            entry = {"id": index}
             if index == crashing:
-                entry.update(crashed=True, current=True)
+                entry = {"id": index, "crashed": True, "current": True}
             else:
-                entry.update(crashed=False, current=False)
+                entry = {"id": index, "crashed": False, "current": False}
                 if thread.get("frames"):
                     entry["stacktrace"] = self._stacktrace(
                         thread["frames"], main_module, self._max_thread_frames, converted)
@@ -413,13 +408,15 @@ class SentryEventBuilder:
         arch = _ARCHES.get((pc.get("cpu_arch") or "").lower())
         images = []
         for module in modules:
-            base = _int(module.get("base_addr"))
-            end = _int(module.get("end_addr"))
             debug_id = breakpad_to_sentry_debug_id(module.get("debug_id"))
-            if base is None or debug_id is None:
+            if debug_id is None:
                 # Mapped data files (Android's "dalvik-* space") have no debug id; Sentry
                 # rejects native images without one, and they hold no code anyway.
                 continue
+            base = _int(module.get("base_addr"))
+            if base is None:
+                continue
+            end = _int(module.get("end_addr"))
             image = {"type": image_type, "image_addr": hex(base), "debug_id": debug_id}
             if end is not None and end >= base:
                 # Breakpad's end address is inclusive (base + size - 1).

@@ -45,18 +45,31 @@ TRUST_BY_DESCRIPTION = {
 # (so that the address falls inside the call instruction).
 CALLER_ADJUSTMENT = {"arm": 2, "arm64": 4, "ppc": 4, "riscv": 4, "riscv64": 4}
 
-_THREAD = re.compile(r"^Thread (\d+)\b(.*)$")
-_THREAD_START = re.compile(r"\n(?=Thread \d)")
-# One scan of a thread body finds, line by line: a frame line (indented by at
-# most one space), its "Found by:" line, or a register line (four spaces) that
-# holds the program counter (rip, eip, pc or srr0 depending on the CPU). Other
-# lines (registers without the pc) match nothing and cost no Python code: a
-# Firefox dump has ~40k register lines.
-_FRAME_TOKEN = re.compile(
-    r"^(?: ?(\d+)  (.*)"
-    r"|    Found by: (.*)"
-    r"|    .*?(?<![a-z0-9])(?:rip|eip|pc|srr0) = 0x([0-9a-f]+).*)$",
-    re.MULTILINE,
+_THREAD_START = "\nThread "
+# What follows "Thread " on a thread's first line.
+_THREAD = re.compile(r"(\d+)\b(.*)")
+# One match per frame: its line (indented by at most one space, at a newline),
+# then every line up to the next frame line. Of those, the regex keeps the text
+# of the last "Found by:" line (with the space after the colon, so that an
+# empty one still counts) and the hex digits of the program counter (rip, eip,
+# pc or srr0 depending on the CPU) on the last register line (four spaces) that
+# holds one: Breakpad prints the pc and then the trust after each frame. A
+# Firefox dump has ~40k register lines: the regex engine goes through them
+# without a match or any Python code per line (a match costs far more than a
+# line inside one). The pc is found by jumping from "=" to "=" and looking
+# behind for the name (first its last two letters, which rules out most
+# registers at once): trying the names at every character costs several
+# times more. Possessive quantifiers spare the engine backtracking records; not
+# on the repeated group, whose captures CPython 3.11 then mishandles (gh-101955).
+_FRAME = re.compile(
+    r"\n ?(\d+)  (.*+)"
+    r"(?:\n(?:"
+    r"    Found by:( .*+)"
+    r"|    (?:[^=\n]*+=)*?(?<=ip =|pc =|r0 =)"
+    r"(?:(?<=[^a-z0-9]rip =)|(?<=[^a-z0-9]eip =)|(?<=[^a-z0-9]pc =)|(?<=[^a-z0-9]srr0 =))"
+    r" 0x([0-9a-f]++).*+"
+    r"|(?! ?\d+  ).*+"
+    r"))*"
 )
 _MODULE = re.compile(r"^0x([0-9a-f]+) - 0x([0-9a-f]+)  (.*)$")
 _WARNING = re.compile(r"  \(WARNING: (No|Corrupt) symbols, (.*), ([0-9A-Za-z]*)\)$")
@@ -74,21 +87,36 @@ def _int(text):
     if not isinstance(text, str):
         return None
     try:
-        return int(text, 16) if text.lower().startswith("0x") else int(text)
+        return int(text, 16) if text.startswith(("0x", "0X")) else int(text)
     except ValueError:
         return None
 
 
 def _split_sections(text):
-    """Return (header lines, [(thread number, marker, body text)], module lines)."""
+    """Return (header lines, threads, module lines).
+
+    A thread is (thread number, marker, its text, where its body starts): the
+    text begins after "Thread " and the body at the newline that ends that line.
+    """
     before, _, module_text = text.partition("\nLoaded modules:\n")
-    header, *chunks = _THREAD_START.split(before)
+    # Threads start at lines "Thread <digit>...". A plain split at "\nThread "
+    # costs far less than a regex tried at every newline; the rare piece that
+    # does not go on with a digit is glued back to the one before.
+    header, *pieces = before.split(_THREAD_START)
+    chunks = []
+    for piece in pieces:
+        if piece[:1].isdecimal():
+            chunks.append(piece)
+        elif chunks:
+            chunks[-1] += _THREAD_START + piece
+        else:
+            header += _THREAD_START + piece
     threads = []
     for chunk in chunks:
-        first, _, body = chunk.partition("\n")
+        first = chunk.partition("\n")[0]
         match = _THREAD.match(first)
         if match:
-            threads.append((int(match.group(1)), match.group(2), body))
+            threads.append((int(match.group(1)), match.group(2), chunk, len(first)))
     return header.split("\n"), threads, module_text.split("\n")
 
 
@@ -128,7 +156,10 @@ def _parse_header(lines):
 
 
 def _parse_module_lines(lines):
-    """Plain "Loaded modules:" lines → list of dicts (base, end, filename, ...)."""
+    """Plain "Loaded modules:" lines → list of tuples.
+
+    A tuple is (base, end, filename, version, main, warning, debug_file, debug_id).
+    """
     modules = []
     for line in lines:
         match = _MODULE.match(line)
@@ -144,17 +175,21 @@ def _parse_module_lines(lines):
         filename, separator, version = rest.rpartition("  ")
         if not separator:
             filename, version = rest, ""
+        if warning:
+            warning, debug_file, debug_id = warning.groups()
+        else:
+            warning = debug_file = debug_id = None
         modules.append(
-            {
-                "base": int(match.group(1), 16),
-                "end": int(match.group(2), 16),
-                "filename": filename or None,
-                "version": None if version in ("", "???") else version,
-                "main": main,
-                "warning": warning.group(1) if warning else None,
-                "debug_file": warning.group(2) if warning else None,
-                "debug_id": warning.group(3) if warning else None,
-            }
+            (
+                int(match.group(1), 16),
+                int(match.group(2), 16),
+                filename or None,
+                None if version in ("", "???") else version,
+                main,
+                warning,
+                debug_file,
+                debug_id,
+            )
         )
     return modules
 
@@ -165,72 +200,71 @@ def _merge_modules(printed, read):
     The printed list is authoritative (it is what the stackwalker used); the
     dump's own list adds debug file/id for modules that had symbols, and code
     ids. If the stackwalker printed nothing (it failed or timed out), the
-    dump's list is still worth reporting.
+    dump's list is still worth reporting. Returns tuples (filename,
+    debug_file, debug_id, code_id, version, base, end, main, warning): a big
+    dump has hundreds of modules, and tuples cost less than dicts.
     """
     by_base = {}
     for module in read or ():
         by_base.setdefault(_int(module.get("base_addr")), module)
     if not printed:
         printed = [
-            {
-                "base": _int(m.get("base_addr")),
-                "end": _int(m.get("end_addr")),
-                "filename": m.get("filename"),
-                "version": None,
-                "main": False,
-                "warning": None,
-                "debug_file": None,
-                "debug_id": None,
-            }
-            for m in read or ()
-            if _int(m.get("base_addr")) is not None
+            (base, _int(m.get("end_addr")), m.get("filename"), None, False, None, None, None)
+            for base, m in ((_int(m.get("base_addr")), m) for m in read or ())
+            if base is not None
         ]
     merged = []
-    for module in printed:
-        extra = by_base.get(module["base"], {})
+    no_extra = {}
+    for base, end, filename, version, main, warning, debug_file, debug_id in printed:
+        extra = by_base.get(base, no_extra)
         merged.append(
-            {
-                "filename": module["filename"],
-                "debug_file": extra.get("debug_file") or module["debug_file"],
-                "debug_id": extra.get("debug_id") or module["debug_id"],
-                "code_id": extra.get("code_id") or None,
-                "version": module["version"],
-                "base": module["base"],
-                "end": module["end"] if module["end"] is not None else module["base"],
-                "main": module["main"],
-                "warning": module["warning"],
-            }
+            (
+                filename,
+                extra.get("debug_file") or debug_file,
+                extra.get("debug_id") or debug_id,
+                extra.get("code_id") or None,
+                version,
+                base,
+                end if end is not None else base,
+                main,
+                warning,
+            )
         )
     return merged
 
 
 class _ModuleIndex:
-    """Find the module of a frame by address, or by the name it starts with."""
+    """Find the module of a frame by address, or by the name it starts with.
+
+    ``filenames``, ``bases`` and ``ends`` are those of the modules by position.
+    """
 
     def __init__(self, modules):
-        self.modules = modules
-        self.order = sorted(range(len(modules)), key=lambda i: modules[i]["base"])
-        self.bases = [modules[i]["base"] for i in self.order]
+        self.filenames = [module[0] for module in modules]
+        self.bases = [module[5] for module in modules]
+        self.ends = [module[6] for module in modules]
+        self.order = sorted(range(len(modules)), key=self.bases.__getitem__)
+        self.sorted_bases = [self.bases[i] for i in self.order]
         self.first_by_name = {}
-        for position, module in enumerate(modules):
-            if module["filename"]:
-                self.first_by_name.setdefault(module["filename"], position)
+        for position, filename in enumerate(self.filenames):
+            if filename:
+                self.first_by_name.setdefault(filename, position)
         # Longest names first, so "libfoo.so.1" wins over "libfoo.so".
         self.names = sorted(self.first_by_name, key=len, reverse=True)
 
     def at(self, address):
-        position = bisect.bisect_right(self.bases, address) - 1
+        position = bisect.bisect_right(self.sorted_bases, address) - 1
         if position >= 0:
             index = self.order[position]
-            if address <= self.modules[index]["end"]:
+            if address <= self.ends[index]:
                 return index
         return None
 
     def split(self, text, address):
         """Return (module index or None, text after the module name)."""
         index = self.at(address) if address is not None else None
-        if index is not None and self._starts(text, self.modules[index]["filename"]):
-            return index, text[len(self.modules[index]["filename"]) :]
+        if index is not None and self._starts(text, self.filenames[index]):
+            return index, text[len(self.filenames[index]) :]
         for name in self.names:
             if self._starts(text, name):
                 return self.first_by_name[name], text[len(name) :]
@@ -241,131 +275,105 @@ class _ModuleIndex:
         return text.startswith(name) and text[len(name) :].startswith(("!", " + 0x"))
 
 
-def _parse_frame_text(text, address, index):
-    """One frame line (after its number) → (frame fields, module index or None).
+def _parse_thread(text, start, index, caller_adjustment, parsed, used):
+    """A thread's body (``text`` from ``start``) → frames; modules on the stack go to ``used``.
 
-    ``address`` is the frame's instruction address as far as the registers
-    tell (None if unknown); printed absolute and module-relative addresses
-    take precedence over it because they are exact.
+    Frames are read from the last one up: an inline frame takes the address of
+    the frame printed after it. Lines before the first frame are ignored.
+
+    ``parsed`` maps what a frame's fields depend on (its line, pc and trust,
+    and for a frame without a pc the next frame's address) to those fields,
+    shared by all threads of a dump: threads parked in the same wait functions
+    print the same frames, so a Firefox dump has about five frames per
+    distinct one. A repeated frame costs one dict lookup and one dict copy.
     """
-    frame = {
-        "module": None,
-        "function": None,
-        "file": None,
-        "line": None,
-        "offset": address,
-        "module_offset": None,
-        "function_offset": None,
-    }
-    absolute = _ABSOLUTE.match(text)
-    if absolute:
-        frame["offset"] = int(absolute.group(1), 16)
-        return frame, None
-    module_index, rest = index.split(text, address)
-    if module_index is None:
-        # A module missing from the list: cut at the first separator.
-        cuts = [
-            position
-            for position in (text.find("!"), text.find(" + 0x"))
-            if position >= 0
-        ]
-        cut = min(cuts) if cuts else len(text)
-        frame["module"], rest = text[:cut] or None, text[cut:]
-    else:
-        frame["module"] = index.modules[module_index]["filename"]
-    if rest.startswith(" + 0x"):
-        module_offset = _int(rest[3:])
-        frame["module_offset"] = module_offset
-        if module_index is not None and module_offset is not None:
-            frame["offset"] = index.modules[module_index]["base"] + module_offset
-    elif rest.startswith("!"):
-        body = rest[1:]
-        with_line = _WITH_LINE.match(body)
-        with_offset = None if with_line else _WITH_OFFSET.match(body)
-        if with_line:
-            frame["function"] = with_line.group(1) or None
-            frame["file"] = with_line.group(2) or None
-            frame["line"] = int(with_line.group(3))
-        elif with_offset:
-            frame["function"] = with_offset.group(1) or None
-            frame["function_offset"] = int(with_offset.group(2), 16)
-        else:
-            frame["function"] = body or None
-    if module_index is not None and frame["offset"] is not None:
-        frame["module_offset"] = frame["offset"] - index.modules[module_index]["base"]
-    return frame, module_index
-
-
-def _parse_thread(body, index, caller_adjustment, parsed):
-    """Thread body text → (frames, set of module indexes on this stack).
-
-    Lines are read from the last one up: an inline frame takes the address of
-    the frame printed after it, and a frame's register and "Found by:" lines
-    come after its own line (when several name the pc or the trust, the last
-    one counts, i.e. the first one met going up). Lines before the first frame
-    are ignored.
-
-    ``parsed`` maps (frame text, address) to the frame's fields, shared by
-    all threads of a dump: threads parked in the same wait functions print
-    the same frames, so a Firefox dump has about five frames per distinct one.
-    """
-    frames, used = [], set()
+    frames = []
     following = None  # instruction address of the next (outer) frame
-    pc = trust = None  # of the frame whose lines are being read
-    for number, text, found_by, pc_digits in reversed(_FRAME_TOKEN.findall(body)):
-        if not number:
-            if pc_digits:
-                if pc is None:
-                    pc = int(pc_digits, 16)
-            elif trust is None:
-                trust = TRUST_BY_DESCRIPTION.get(found_by.strip(), "none")
-            continue
-        if trust is None:
-            trust = "none"
-        if pc is not None:
-            # Breakpad prints caller frames at pc minus the call adjustment.
-            address = pc - (0 if trust == "context" else caller_adjustment)
-        elif trust == "inline":
-            # Inline frames print no registers: they run at the address of
-            # the physical frame that follows them.
-            address = following
-        else:
-            address = None
-        key = (text, address)
-        fields = parsed.get(key)
-        if fields is None:
-            frame, module_index = _parse_frame_text(text, address, index)
-            fields = parsed[key] = (
-                frame["offset"],
-                module_index,
-                frame["module"],
-                frame["function"],
-                frame["file"],
-                frame["line"],
-                _hex(frame["offset"]),
-                _hex(frame["module_offset"]),
-                _hex(frame["function_offset"]),
+    for number, frame_text, found_by, pc in reversed(_FRAME.findall(text, start)):
+        key = (frame_text, pc, found_by, None if pc else following)
+        cached = parsed.get(key)
+        if cached is None:
+            cached = parsed[key] = _parse_frame(
+                frame_text, pc, found_by, following, index, caller_adjustment, used
             )
-        (following, module_index, module, function, file, line,
-         offset, module_offset, function_offset) = fields
-        if module_index is not None:
-            used.add(module_index)
-        frames.append(
-            {
-                "frame": int(number),
-                "module": module,
-                "function": function,
-                "file": file,
-                "line": line,
-                "offset": offset,
-                "module_offset": module_offset,
-                "function_offset": function_offset,
-                "trust": trust,
-            }
-        )
-        pc = trust = None
+        following, fields = cached
+        frame = fields.copy()
+        frame["frame"] = int(number)
+        frames.append(frame)
     frames.reverse()
-    return frames, used
+    return frames
+
+
+def _parse_frame(text, pc, found_by, following, index, caller_adjustment, used):
+    """One frame → (its instruction address, its fields but the number).
+
+    ``text`` is its line after the number, ``pc`` the hex digits of its
+    program counter register and ``found_by`` the text of its "Found by:"
+    line ("" if none), ``following`` the address of the next (outer) frame.
+    The address comes from the registers; printed absolute and
+    module-relative addresses take precedence because they are exact. Adds
+    the frame's module to ``used``.
+    """
+    trust = TRUST_BY_DESCRIPTION.get(found_by.strip(), "none")
+    if pc:
+        # Breakpad prints caller frames at pc minus the call adjustment.
+        address = int(pc, 16) - (0 if trust == "context" else caller_adjustment)
+    elif trust == "inline":
+        # Inline frames print no registers: they run at the address of the
+        # physical frame that follows them.
+        address = following
+    else:
+        address = None
+    module = function = file = line = module_offset = function_offset = None
+    absolute = _ABSOLUTE.match(text) if text.startswith("0x") else None
+    if absolute:
+        address = int(absolute.group(1), 16)
+        module_index = None
+    else:
+        module_index, rest = index.split(text, address)
+        if module_index is None:
+            # A module missing from the list: cut at the first separator.
+            cuts = [
+                position
+                for position in (text.find("!"), text.find(" + 0x"))
+                if position >= 0
+            ]
+            cut = min(cuts) if cuts else len(text)
+            module, rest = text[:cut] or None, text[cut:]
+        else:
+            used.add(module_index)
+            module = index.filenames[module_index]
+        if rest.startswith(" + 0x"):
+            module_offset = _int(rest[3:])
+            if module_index is not None and module_offset is not None:
+                address = index.bases[module_index] + module_offset
+        elif rest.startswith("!"):
+            body = rest[1:]
+            with_line = _WITH_LINE.match(body)
+            with_offset = None if with_line else _WITH_OFFSET.match(body)
+            if with_line:
+                function = with_line.group(1) or None
+                file = with_line.group(2) or None
+                line = int(with_line.group(3))
+            elif with_offset:
+                function = with_offset.group(1) or None
+                function_offset = int(with_offset.group(2), 16)
+            else:
+                function = body or None
+        if module_index is not None and address is not None:
+            module_offset = address - index.bases[module_index]
+    # "frame" (the number) is set on each copy; first, as in every frame dict.
+    return address, {
+        "frame": None,
+        "module": module,
+        "function": function,
+        "file": file,
+        "line": line,
+        "offset": _hex(address),
+        "module_offset": _hex(module_offset),
+        "function_offset": _hex(function_offset),
+        "trust": trust,
+    }
 
 
 def parse_stackwalk(plain_output, modules=None):
@@ -392,39 +400,38 @@ def parse_stackwalk(plain_output, modules=None):
 
     crashing_thread = None
     threads, used, parsed = [], set(), {}
-    for thread_index, marker, body in thread_sections:
+    for thread_index, marker, thread_text, start in thread_sections:
         if "(" in marker and crashing_thread is None:
             # "(crashed)" or "(requested dump, did not crash)": Breakpad prints
             # the requesting thread first and marks it.
             crashing_thread = thread_index
-        frames, thread_used = _parse_thread(body, index, adjustment, parsed)
-        used |= thread_used
+        frames = _parse_thread(thread_text, start, index, adjustment, parsed, used)
         threads.append(
             {"thread_index": thread_index, "frame_count": len(frames), "frames": frames}
         )
     threads.sort(key=lambda thread: thread["thread_index"])
 
-    out_modules, missing = [], []
-    for position, module in enumerate(merged):
-        no_symbols = module["warning"] == "No"
+    out_modules, missing, main_module = [], [], None
+    for position, (
+        filename, debug_file, debug_id, code_id, version, base, end, main, warning
+    ) in enumerate(merged):
+        if main and main_module is None:
+            main_module = position
+        no_symbols = warning == "No"
+        on_stack = position in used
         # A module without debug file or id can never get symbols: not worth listing.
-        if (
-            no_symbols
-            and position in used
-            and module["debug_file"]
-            and module["debug_id"]
-        ):
-            missing.append("{}/{}".format(module["debug_file"], module["debug_id"]))
+        if no_symbols and on_stack and debug_file and debug_id:
+            missing.append(f"{debug_file}/{debug_id}")
         out_modules.append(
             {
-                "filename": module["filename"],
-                "debug_file": module["debug_file"],
-                "debug_id": module["debug_id"],
-                "code_id": module["code_id"],
-                "version": module["version"],
-                "base_addr": _hex(module["base"]),
-                "end_addr": _hex(module["end"]),
-                "loaded_symbols": position in used and module["warning"] is None,
+                "filename": filename,
+                "debug_file": debug_file,
+                "debug_id": debug_id,
+                "code_id": code_id,
+                "version": version,
+                "base_addr": f"0x{base:x}",
+                "end_addr": f"0x{end:x}",
+                "loaded_symbols": on_stack and warning is None,
                 "missing_symbols": no_symbols,
             }
         )
@@ -433,6 +440,6 @@ def parse_stackwalk(plain_output, modules=None):
         threads=threads,
         modules=out_modules,
         missing_symbols=missing,
-        main_module=next((i for i, m in enumerate(merged) if m["main"]), None),
+        main_module=main_module,
     )
     return result

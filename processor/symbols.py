@@ -85,7 +85,9 @@ def symbol_relpath(debug_file, debug_id):
         not debug_file
         or len(debug_file) > 255
         or debug_file in (".", "..")
-        or any(char in debug_file for char in "/\\\0")
+        or "/" in debug_file
+        or "\\" in debug_file
+        or "\0" in debug_file
         or not DEBUG_ID_RE.fullmatch(debug_id)
     ):
         return None

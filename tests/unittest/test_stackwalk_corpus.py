@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 import pytest
 from everett.manager import ConfigManager
 
-from processor.minidump_modules import read_modules
+from processor.minidump_modules import parse_modules, read_modules
 from processor.stackwalk_output import parse_stackwalk
 from processor.stackwalker import DEFAULT_STACKWALKER, Stackwalker
 from tests import corpus
@@ -196,3 +196,9 @@ def test_missing_dump_fails_cleanly(stackwalker, tmp_path):
         parse_stackwalk(result.output, read_modules(tmp_path / "nope.dmp"))["threads"]
         == []
     )
+
+
+@pytest.mark.parametrize("case", corpus.params() + corpus.params(bad_input=True))
+def test_parse_modules_of_bytes_matches_file(case):
+    # The processor reads the module list from the dump bytes it already holds.
+    assert parse_modules(case.dump.read_bytes()) == read_modules(case.dump)

@@ -370,3 +370,43 @@ Loaded modules:
         "frame_pointer",
     )
     assert processed["modules"][0]["loaded_symbols"] is True
+
+
+def test_parse_frame_lines_last_pc_and_trust_count():
+    # Hand-edited output: several pc lines or "Found by:" lines after one frame (the
+    # last counts; within a line, the first pc register), a register that only ends
+    # in "pc", an empty "Found by:", lines before the first frame, and a "Thread"
+    # line that starts no thread.
+    output = """\
+CPU: amd64
+
+Thread 0 (crashed)
+    rip = 0x0000000000000999
+    Found by: stack scanning
+ 0  app + 0x10
+    rip = 0x0000000000001010   rsp = 0x0000000000000001
+    Found by: stack scanning
+    xrip = 0x0000000000000555   eip = 0x0000000000001020   rip = 0x0000000000001030
+    Found by: given as instruction pointer in context
+ 1  app!g
+    npc = 0x0000000000002222
+    rip = 0x0000000000001040
+    Found by: call frame info
+    Found by:<empty>
+ 2  app!f [f.c : 3 + 0x1]
+    Found by: stack scanning
+Thread x
+    rip = 0x0000000000001050
+    Found by: inline record
+    Found by:no space, not a trust line
+
+Loaded modules:
+0x00001000 - 0x00001fff  app  1.0  (main)
+""".replace("<empty>", " ")
+    frames = parse_stackwalk(output)["threads"][0]["frames"]
+    assert [(f["offset"], f["trust"]) for f in frames] == [
+        ("0x1010", "context"),  # the printed module offset beats the pc
+        ("0x1040", "none"),  # "npc" is not the pc; an empty "Found by:" still counts
+        ("0x1050", "inline"),  # the lines after "Thread x" still belong to frame 2
+    ]
+    assert (frames[2]["function"], frames[2]["module_offset"]) == ("f", "0x50")
