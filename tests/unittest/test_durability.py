@@ -28,7 +28,6 @@ def test_concurrent_waiters_share_batches(tmp_path, how):
     gevent.joinall(greenlets, timeout=10, raise_error=True)
     assert all(g.successful() for g in greenlets)
     assert 1 <= barrier.batches < 50
-    barrier.close()
 
 
 def test_a_failed_sync_raises_in_every_waiter_of_the_batch(tmp_path):
@@ -40,7 +39,6 @@ def test_a_failed_sync_raises_in_every_waiter_of_the_batch(tmp_path):
         with pytest.raises(FileNotFoundError):
             greenlet.get()
     barrier.wait(written_files(tmp_path, 1))  # the flusher survives errors
-    barrier.close()
 
 
 def test_one_barrier_per_filesystem(tmp_path):
