@@ -3,6 +3,7 @@
 import gzip
 import hashlib
 import json
+import os
 
 import gevent.event
 import pytest
@@ -251,3 +252,20 @@ def test_spool_write_failure_is_a_503_not_a_500(make_collector, monkeypatch):
     assert resp.status_code == 503
     assert resp.text == "Discarded=spool_unavailable\n"
     assert resp.headers["retry-after"]
+
+
+def test_a_failed_sync_is_a_503_and_leaves_nothing_spooled(make_collector, monkeypatch):
+    """The disk accepted the writes but could not make them durable: no 200, no leftovers."""
+    collector = make_collector()
+    barrier = collector.app.crashmover.spool_barrier
+
+    def io_error(paths):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(barrier, "sync", io_error)
+    body, headers = multipart_body({"ProductName": "App"}, {"upload_file_minidump": DUMP})
+    resp = collector.post(body, headers)
+    assert resp.status_code == 503
+    assert resp.text == "Discarded=spool_unavailable\n"
+    assert collector.app.crashmover.spool.pending() == []
+    assert sorted(os.listdir(collector.app.crashmover.spool.dir)) == [".lock"]
