@@ -25,9 +25,8 @@ from antenna.payload import (
 LOGGER = logging.getLogger(__name__)
 
 COLLECTOR_VERSION = "antenna-pipeline/0.1.0"
-# Threads parsing bodies.  Inflating and hashing release the GIL, but getting it back
-# waits for the hub's switch interval: with only 2 threads, bodies queued for a parse
-# thread made the slowest answers (p99) ~1.5x slower than with 8.
+# Threads parsing bodies (inflating and hashing release the GIL).  With only 2, bodies
+# queued for a parse thread and made the slowest answers (p99) ~1.5x slower than with 8.
 PARSE_THREADS = 8
 DRAIN_CHUNK = 1 << 20
 TOKEN_HEADER = "X-Crash-Id-Token"

@@ -132,6 +132,8 @@ class SyncBarrier:
 
 
 _barriers = {}
+# A forked child has no flusher thread: it must build its own barriers.
+os.register_at_fork(after_in_child=_barriers.clear)
 
 
 def barrier_for(folder):

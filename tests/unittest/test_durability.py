@@ -48,3 +48,19 @@ def test_one_barrier_per_filesystem(tmp_path):
     assert barrier_for(str(tmp_path / "crashes")) is spool
     if os.path.isdir("/dev/shm") and os.stat("/dev/shm").st_dev != os.stat(tmp_path).st_dev:
         assert barrier_for("/dev/shm") is not spool
+
+
+def test_a_forked_child_gets_its_own_barrier(tmp_path):
+    parent = barrier_for(str(tmp_path))
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's flusher thread does not exist here
+        child = barrier_for(str(tmp_path))
+        if child is not parent:  # (waiting on the parent's would hang)
+            child.wait(written_files(tmp_path, 1))
+            os.write(write_end, b"1")
+        os._exit(0)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read_end, 1) == b"1"
+    assert status == 0
