@@ -107,13 +107,17 @@ class Spool:
         self.root = self.owner.root
         self.dir = self.owner.path
 
+    def entry_for(self, report):
+        """Where this worker spools ``report``."""
+        return SpoolEntry(report.crash_id, self.dir, report.size, list(report.dumps))
+
     def write(self, report, raw_crash):
         """Write one crash (not yet synced); blocking, so call it from a thread pool.
 
         ``raw_crash["dump_checksums"]`` must name every dump of ``report``.  Raises
         ``FileExistsError`` when this crash id is already spooled here.
         """
-        entry = SpoolEntry(report.crash_id, self.dir, report.size, list(report.dumps))
+        entry = self.entry_for(report)
         with open(entry.manifest_path, "xb") as manifest:
             for name, data in report.dumps.items():
                 write_file(entry.dump_path(name), data)
@@ -148,8 +152,7 @@ class Spool:
 
     def discard(self, report):
         """Drop a crash whose write failed half-way (it was never answered for)."""
-        entry = SpoolEntry(report.crash_id, self.dir, report.size, list(report.dumps))
-        for path in entry.files:
+        for path in self.entry_for(report).files:
             try:
                 os.unlink(path)
             except OSError:

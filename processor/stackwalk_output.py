@@ -6,7 +6,7 @@ offsets) and no frame trust, and running the stackwalker twice doubles the
 CPU cost of every crash. The plain output has both: each frame's registers
 (``rip``/``eip``/``pc``/...) and a ``Found by:`` line. What it lacks is the
 debug file and debug id of modules that had symbols; those come from
-:func:`processor.minidump_modules.read_modules`, which the processor runs
+:func:`processor.minidump_modules.parse_modules`, which the processor runs
 anyway (to fetch symbols) and which reads them from the dump in milliseconds.
 
 Formats parsed here are Breakpad's ``stackwalk_common.cc`` (PrintProcessState,
@@ -195,7 +195,7 @@ def _parse_module_lines(lines):
 
 
 def _merge_modules(printed, read):
-    """Combine the printed module list with read_modules() output, matched by base.
+    """Combine the printed module list with parse_modules() output, matched by base.
 
     The printed list is authoritative (it is what the stackwalker used); the
     dump's own list adds debug file/id for modules that had symbols, and code
@@ -379,7 +379,7 @@ def _parse_frame(text, pc, found_by, following, index, caller_adjustment, used):
 def parse_stackwalk(plain_output, modules=None):
     """Parse ``minidump_stackwalk <dump> [symbols]`` stdout into processed-crash fields.
 
-    ``modules`` is :func:`processor.minidump_modules.read_modules` output for the
+    ``modules`` is :func:`processor.minidump_modules.parse_modules` output for the
     same dump (optional: without it, modules that had symbols have no debug
     file/id). Returns a dict with ``os_name``, ``os_version``, ``cpu_arch``,
     ``cpu_info``, ``cpu_count``, ``reason``, ``address``, ``crashing_thread``,
