@@ -30,6 +30,9 @@ class CrashReport:
     @property
     def size(self):
         """Bytes this report holds in memory (dumps dominate)."""
-        return sum(len(data) for data in self.dumps.values()) + sum(
-            len(k) + len(v) for k, v in self.annotations.items()
+        annotations = self.annotations
+        return (
+            sum(map(len, self.dumps.values()))
+            + sum(map(len, annotations))
+            + sum(map(len, annotations.values()))
         )

@@ -14,7 +14,7 @@ from everett.manager import Option
 
 from antenna.ext.crashstorage_base import CrashIDNotFound
 from processor.routing import SentryRouter
-from processor.rules import CopyAnnotationsRule, SignatureRule, StackwalkRule
+from processor.rules import MINIDUMP_NAME, CopyAnnotationsRule, SignatureRule, StackwalkRule
 from processor.sentry_delivery import SentryDelivery
 from processor.sentry_event import SentryEventBuilder
 from processor.signature import SignatureMaker
@@ -23,7 +23,6 @@ from processor.symbols import SymbolsProvider
 
 LOGGER = logging.getLogger(__name__)
 
-MINIDUMP_NAME = "dump"
 HISTORY_LIMIT = 20
 
 
@@ -42,7 +41,10 @@ class Processor:
         )
         temp_dir = Option(
             default="",
-            doc="Folder for the temporary dump file the stackwalker reads (default: system tmp).",
+            doc=(
+                "Folder for the temporary dump file the stackwalker reads when crash storage "
+                "is not a local filesystem (default: system tmp)."
+            ),
         )
 
     def __init__(self, config, crashstorage, metrics):
@@ -59,7 +61,11 @@ class Processor:
         self.rules = [
             CopyAnnotationsRule(),
             StackwalkRule(
-                self.stackwalker, self.symbols, metrics, temp_dir=self.config("temp_dir") or None
+                self.stackwalker,
+                self.symbols,
+                metrics,
+                temp_dir=self.config("temp_dir") or None,
+                local_file=crashstorage.local_file,
             ),
             SignatureRule(self.signature_maker),
         ]

@@ -5,17 +5,21 @@ may add notes; it never raises (the pipeline turns an unexpected exception into 
 note and ``success: false``), so one broken step never hides the rest.
 """
 
+import contextlib
 import hashlib
 import logging
 import os
+import re
 import tempfile
 
+from antenna import storage_keys
 from processor.minidump_modules import parse_modules
 from processor.stackwalk_output import parse_stackwalk
 
 LOGGER = logging.getLogger(__name__)
 
-MINIDUMP_NAME = "dump"
+MINIDUMP_NAME = storage_keys.MINIDUMP_STORED_NAME
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 class Rule:
@@ -41,14 +45,50 @@ class CopyAnnotationsRule(Rule):
             processed[field] = value if isinstance(value, str) and value else None
 
 
-class StackwalkRule(Rule):
-    """Fetches symbols, runs Breakpad's stackwalker and parses its output."""
+def minidump_sha256(raw_crash, dump):
+    """The collector hashed the dump when it stored it (``dump_checksums``); hashing a
+    Firefox-sized dump again costs milliseconds, so that value is used when present."""
+    checksums = raw_crash.get("dump_checksums")
+    recorded = checksums.get(storage_keys.MINIDUMP_FIELD) if isinstance(checksums, dict) else None
+    if isinstance(recorded, str) and SHA256_RE.match(recorded):
+        return recorded
+    return hashlib.sha256(dump).hexdigest()
 
-    def __init__(self, stackwalker, symbols, metrics, temp_dir=None):
+
+@contextlib.contextmanager
+def temp_dump_file(crash_id, dump, temp_dir):
+    """The dump in a temporary file, for storage that has no local file of it."""
+    fd, path = tempfile.mkstemp(prefix=f"{crash_id}.", suffix=".dmp", dir=temp_dir)
+    try:
+        with os.fdopen(fd, "wb") as fp:
+            fp.write(dump)
+        yield path
+    finally:
+        os.unlink(path)
+
+
+class StackwalkRule(Rule):
+    """Fetches symbols, runs Breakpad's stackwalker and parses its output.
+
+    ``local_file(key)`` is the crash storage's: with filesystem storage the stackwalker
+    reads the stored dump where it is, instead of a temporary copy (a Firefox dump is
+    several MB).
+    """
+
+    def __init__(self, stackwalker, symbols, metrics, temp_dir=None, local_file=None):
         self.stackwalker = stackwalker
         self.symbols = symbols
         self.metrics = metrics
         self.temp_dir = temp_dir
+        self.local_file = local_file
+
+    def dump_file(self, crash_id, dump):
+        """A context manager yielding a path to the crash's minidump."""
+        key = storage_keys.dump_key(crash_id, MINIDUMP_NAME)
+        stored = self.local_file(key) if self.local_file else None
+        if stored:
+            return contextlib.nullcontext(stored)
+        return temp_dump_file(crash_id, dump, self.temp_dir)
 
     def action(self, crash_id, raw_crash, dumps, processed, notes):
         processed.update(parse_stackwalk(""))  # every field present, even without a dump
@@ -57,17 +97,12 @@ class StackwalkRule(Rule):
             notes.append("no minidump in this crash report")
             processed["stackwalker"] = {"status": "no minidump"}
             return
-        processed["minidump_sha256"] = hashlib.sha256(dump).hexdigest()
+        processed["minidump_sha256"] = minidump_sha256(raw_crash, dump)
         modules = parse_modules(dump)
-        fd, path = tempfile.mkstemp(prefix=f"{crash_id}.", suffix=".dmp", dir=self.temp_dir)
-        try:
-            with os.fdopen(fd, "wb") as fp:
-                fp.write(dump)
+        with self.dump_file(crash_id, dump) as path:
             with self.metrics.timer("symbols.time"):
                 symbol_dirs = self.symbols.prepare(modules)
             result = self.stackwalker.walk(path, symbol_dirs)
-        finally:
-            os.unlink(path)
         self.metrics.timing("stackwalk.time", result.seconds * 1000.0)
         processed["stackwalker"] = result.as_dict()
         if not result.ok:

@@ -53,6 +53,11 @@ class KeyValueCrashStorage:
         """Return a list of problems (empty when healthy)."""
         return []
 
+    def local_file(self, key):
+        """A local file holding ``key``'s bytes, for a subprocess to read; None when the
+        store is not a local disk, or the key is absent."""
+        return None
+
     def sync(self, crash_id, dump_names):
         """Make what ``save_crash`` wrote durable; backends with their own durability pass."""
 
@@ -86,7 +91,7 @@ class KeyValueCrashStorage:
             names = orjson.loads(self.get(storage_keys.dump_names_key(crash_id)))
         except KeyError as exc:
             raise CrashIDNotFound(crash_id) from exc
-        return {name: self.get(f"v1/{name}/{crash_id}") for name in names}
+        return {name: self.get(storage_keys.dump_key(crash_id, name)) for name in names}
 
     def save_processed_crash(self, crash_id, processed_crash):
         self.put(storage_keys.processed_crash_key(crash_id), json_bytes(processed_crash))

@@ -26,3 +26,17 @@ def test_validation_rejects_bad_ids():
         "de1bb258-cbbf-4589-a673-34f800160918\n",
     ]:
         assert not crashid.is_valid_crash_id(bad), bad
+
+
+def test_date_is_read_like_strptime():
+    """Two-digit years pivot at 69, as ``strptime("%y")`` does; impossible dates raise."""
+    prefix = "de1bb258-cbbf-4589-a673-34f80"
+    assert crashid.date_from_crash_id(prefix + "0000229") == datetime.date(2000, 2, 29)
+    assert crashid.date_from_crash_id(prefix + "0680101") == datetime.date(2068, 1, 1)
+    assert crashid.date_from_crash_id(prefix + "0690101") == datetime.date(1969, 1, 1)
+    for bad in ("0010229", "0261301", "02611x1", "0261"):
+        try:
+            crashid.date_from_crash_id(prefix + bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad} gave a date")

@@ -1,5 +1,6 @@
 """Processor.process_crash: storage in, processed crash + Sentry event out, failures visible."""
 
+import hashlib
 import json
 
 import pytest
@@ -26,7 +27,7 @@ RAW = {
 pytestmark = pytest.mark.skipif(not DUMP.exists(), reason=f"corpus not found at {CORPUS_DIR}")
 
 
-def make(tmp_path, **env):
+def make(tmp_path, local_files=True, **env):
     config = build_config_manager(
         {
             "CRASHSTORAGE_FS_ROOT": str(tmp_path / "crashes"),
@@ -37,6 +38,8 @@ def make(tmp_path, **env):
         }
     )
     storage = FSCrashStorage(config.with_namespace("crashstorage"))
+    if not local_files:  # as S3 storage: the stackwalker needs a temporary copy
+        storage.local_file = lambda key: None
     return storage, build_processor(config, storage, LoggingMetrics(config))
 
 
@@ -85,6 +88,47 @@ def test_stackwalker_timeout_is_recorded(tmp_path, sentry):
     assert processed["stackwalker"]["status"] == "timeout"
     assert "stackwalker failed: timeout" in processed["processor_notes"]
     assert processed["signature"] == "EMPTY: no frame data available; timeout"
+
+
+def test_stackwalker_reads_the_stored_dump_in_place(tmp_path, monkeypatch):
+    """Filesystem storage: no temporary copy of the dump, and the collector's checksum is kept."""
+    storage, processor = make(tmp_path, PROCESSOR_TEMP_DIR=str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    recorded = "ab" * 32
+    store(storage, raw={**RAW, "dump_checksums": {"upload_file_minidump": recorded}})
+    seen = []
+    walk = processor.stackwalker.walk
+
+    def spy(path, symbol_dirs=()):
+        seen.append((path, sorted(p.name for p in (tmp_path / "tmp").iterdir())))
+        return walk(path, symbol_dirs)
+
+    monkeypatch.setattr(processor.stackwalker, "walk", spy)
+    processed = processor.process_crash(CRASH_ID)
+    [(path, temp_files)] = seen
+    assert path == storage.path(f"v1/dump/{CRASH_ID}") and temp_files == []
+    assert processed["signature"] == "crash_here"
+    assert processed["minidump_sha256"] == recorded
+
+
+def test_storage_without_local_files_gets_a_temp_copy(tmp_path, monkeypatch):
+    storage, processor = make(tmp_path, local_files=False, PROCESSOR_TEMP_DIR=str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    store(storage, raw={**RAW, "dump_checksums": {"upload_file_minidump": "not a sha256"}})
+    seen = []
+    walk = processor.stackwalker.walk
+
+    def spy(path, symbol_dirs=()):
+        seen.append((path, open(path, "rb").read() == DUMP.read_bytes()))
+        return walk(path, symbol_dirs)
+
+    monkeypatch.setattr(processor.stackwalker, "walk", spy)
+    processed = processor.process_crash(CRASH_ID)
+    [(path, same_bytes)] = seen
+    assert path.startswith(str(tmp_path / "tmp")) and same_bytes
+    assert list((tmp_path / "tmp").iterdir()) == []  # removed after the walk
+    assert processed["signature"] == "crash_here"
+    assert processed["minidump_sha256"] == hashlib.sha256(DUMP.read_bytes()).hexdigest()
 
 
 def test_missing_crash_is_reported_not_sent(tmp_path, sentry):

@@ -80,6 +80,10 @@ class FSCrashStorage(KeyValueCrashStorage):
     def exists(self, key):
         return os.path.exists(self.path(key))
 
+    def local_file(self, key):
+        path = self.path(key)
+        return path if os.path.isfile(path) else None
+
     def check_health(self):
         if not os.access(self.root, os.W_OK):
             return [f"crash storage root {self.root} is not writable"]
