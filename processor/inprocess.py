@@ -8,7 +8,10 @@ child process and Sentry I/O is cooperative, so the hub keeps serving requests.
 Each queued id is also an empty marker file in this worker's folder under
 ``CRASHPUBLISH_QUEUE_DIR`` (``antenna.workerdir``), removed once the crash is processed.
 A worker that dies with crashes still queued leaves its markers behind, and a live
-worker adopts and processes them: processing is never silently lost.
+worker adopts and processes them: processing is never silently lost.  Markers are
+synced (group commit, ``antenna.durability``) before ``publish`` returns, that is before
+the crashmover drops the spooled copy: a power cut cannot lose the processing of a
+stored crash either.
 """
 
 import contextlib
@@ -21,6 +24,7 @@ import gevent.queue
 from everett.manager import Option
 
 from antenna.crashid import is_valid_crash_id
+from antenna.durability import barrier_for, sync_dir
 from antenna.workerdir import WorkerDir, adopt_periodically
 from processor.app import build_processor
 
@@ -45,6 +49,7 @@ class InProcessCrashPublish:
         self.config = config.with_options(self)
         self.queue = gevent.queue.Queue()
         self.folder = WorkerDir(self.config("queue_dir"))
+        self.barrier = barrier_for(self.folder.path)
         self.processor = None
         self.workers = []
         self.pending = 0
@@ -71,7 +76,9 @@ class InProcessCrashPublish:
         return os.path.join(self.folder.path, crash_id)
 
     def publish(self, crash_id):
-        os.close(os.open(self.marker(crash_id), os.O_CREAT | os.O_WRONLY, 0o600))
+        marker = self.marker(crash_id)
+        os.close(os.open(marker, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.barrier.wait([marker])
         self.enqueue(crash_id)
 
     def enqueue(self, crash_id):
@@ -91,6 +98,8 @@ class InProcessCrashPublish:
             if is_valid_crash_id(crash_id):
                 os.replace(os.path.join(folder, crash_id), self.marker(crash_id))
                 adopted.append(crash_id)
+        if adopted:
+            sync_dir(self.folder.path)
         return adopted
 
     def worker_loop(self):

@@ -6,6 +6,7 @@ import os
 import gevent
 from everett.manager import ConfigManager
 
+from antenna.durability import SyncBarrier
 from antenna.workerdir import adopt_periodically
 from processor.inprocess import InProcessCrashPublish
 
@@ -47,6 +48,16 @@ def test_published_crashes_are_processed_and_markers_removed(tmp_path):
     assert pub.join(5)
     assert sorted(processor.processed) == sorted(IDS[:1] + IDS[2:])
     assert pub.folder.entries() == [IDS[1]]  # a failure stays queued for a later worker
+
+
+def test_a_marker_is_synced_before_its_crash_is_queued(tmp_path):
+    """The crashmover drops the spooled crash once publish returns: the marker must be on disk."""
+    pub = publisher(tmp_path, RecordingProcessor())
+    synced = []
+    pub.barrier = SyncBarrier(lambda paths: synced.append((list(paths), pub.pending)))
+    pub.publish(IDS[0])
+    assert synced == [([pub.marker(IDS[0])], 0)]
+    assert pub.join(5)
 
 
 def die_with_a_backlog(queue_dir, conn):
