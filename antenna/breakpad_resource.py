@@ -21,6 +21,7 @@ from antenna.payload import (
     parse_body,
     read_raw_body,
 )
+from antenna.threadcall import call_in_thread
 
 LOGGER = logging.getLogger(__name__)
 
@@ -38,6 +39,15 @@ THROTTLE_METRIC = {
 }
 
 
+def body_stream(req):
+    """The request body: Falcon's stream bounded by Content-Length, or, for a chunked
+    upload (no Content-Length; libcurl-based clients send these), gunicorn's own input,
+    which decodes the chunks and ends with the body."""
+    if req.content_length is None and "chunked" in (req.get_header("Transfer-Encoding") or "").lower():
+        return req.stream
+    return req.bounded_stream
+
+
 def drain(stream):
     """Read what is left of the body, in large reads, so the connection can be reused.
 
@@ -46,7 +56,8 @@ def drain(stream):
     more CPU than accepting it.  (It also drops a ``Connection: close`` header.)
     """
     try:
-        stream.exhaust(DRAIN_CHUNK)
+        while stream.read(DRAIN_CHUNK):
+            pass
     except OSError as exc:
         LOGGER.info("client went away before sending its whole body: %r", exc)
 
@@ -114,7 +125,7 @@ class BreakpadSubmitterResource:
             try:
                 self.submit(req, resp)
             finally:
-                drain(req.bounded_stream)
+                drain(body_stream(req))
 
     def submit(self, req, resp):
         self.metrics.incr("incoming_crash")
@@ -142,10 +153,17 @@ class BreakpadSubmitterResource:
         parsed the hub serves other requests on the other core.
         """
         boundary = boundary_of(req.content_type)
-        body = read_raw_body(req.bounded_stream, req.content_length, self.limits.max_compressed)
-        return self.parse_threads.apply(
-            parse_body, (body, boundary, req.get_header("Content-Encoding"), self.limits)
+        body = read_raw_body(body_stream(req), req.content_length, self.limits.max_compressed)
+        report = call_in_thread(
+            self.parse_threads,
+            parse_body,
+            body,
+            boundary,
+            req.get_header("Content-Encoding"),
+            self.limits,
         )
+        report.metadata["payload_size"] = len(body)
+        return report
 
     def handle_report(self, req, resp, report):
         now = datetime.datetime.now(datetime.timezone.utc)
@@ -181,7 +199,6 @@ class BreakpadSubmitterResource:
                     **report.metadata,
                     "collector_notes": report.notes,
                     "dump_names": list(report.dumps),
-                    "payload_size": req.content_length,
                     "throttle_rule": rule,
                     "user_agent": req.user_agent or "",
                     "collector_version": COLLECTOR_VERSION,

@@ -18,6 +18,7 @@ from everett.manager import Option, parse_bool, parse_data_size
 
 from antenna.durability import barrier_for
 from antenna.spool import Spool
+from antenna.threadcall import call_in_thread
 from antenna.throttler import ACCEPT
 from antenna.workerdir import adopt_periodically
 
@@ -163,7 +164,7 @@ class CrashMover:
         if self.is_full(report.size):
             raise Overloaded()
         try:
-            entry = self.spool_threads.apply(self.spool.write, (report, raw_crash))
+            entry = call_in_thread(self.spool_threads, self.spool.write, report, raw_crash)
         except FileExistsError as exc:
             raise CrashIdTaken(report.crash_id) from exc
         except OSError as exc:
@@ -197,7 +198,7 @@ class CrashMover:
         crash_id = item.entry.crash_id
         if item.raw_crash is None:
             # Adopted from a dead worker: check its dumps before storage links them.
-            item.raw_crash, _ = self.storage_threads.apply(self.spool.read, (item.entry,))
+            item.raw_crash, _ = call_in_thread(self.storage_threads, self.spool.read, item.entry)
         with self.metrics.timer("crash_save.time"):
             self.retry("save", crash_id, self.save, item.entry, item.raw_crash)
         self.metrics.incr("save_crash.count")
@@ -212,7 +213,7 @@ class CrashMover:
             self.spool.remove(item.entry)
         else:
             # Freeing a just-written 400 KB dump takes about a millisecond: not on the hub.
-            self.storage_threads.apply(self.spool.remove, (item.entry,))
+            call_in_thread(self.storage_threads, self.spool.remove, item.entry)
         self.metrics.timing("crash_handling.time", (time.monotonic() - item.queued_at) * 1000.0)
 
     def save(self, entry, raw_crash):
@@ -221,12 +222,16 @@ class CrashMover:
         crash_id = entry.crash_id
         if self.crashstorage.blocking_io:
             dump_files = {name: entry.dump_path(name) for name in entry.dump_names}
-            self.storage_threads.apply(
+            call_in_thread(
+                self.storage_threads,
                 self.crashstorage.save_spooled_crash,
-                (crash_id, raw_crash, dump_files, entry.manifest_path),
+                crash_id,
+                raw_crash,
+                dump_files,
+                entry.manifest_path,
             )
         else:
-            _, dumps = self.storage_threads.apply(self.spool.read, (entry,))
+            _, dumps = call_in_thread(self.storage_threads, self.spool.read, entry)
             self.crashstorage.save_crash(crash_id, raw_crash, dumps)
         self.crashstorage.sync(crash_id, entry.dump_names)
 

@@ -5,9 +5,12 @@ import json
 import os
 import time
 
+import requests
+
 from antenna.spool import is_manifest
 from antenna.storage_keys import raw_crash_key
 from testlib.load import submit_many, submit_one
+from testlib.multipart import gzip_body, multipart_body
 
 
 def stored_sha256(root, crash_id):
@@ -43,6 +46,36 @@ def test_200_concurrent_submissions_all_stored(start_collector, tmp_path):
         assert stored_sha256(root, result.crash_id) == result.sha256
         with open(os.path.join(root, *raw_crash_key(result.crash_id).split("/"))) as fp:
             assert json.load(fp)["Index"] == str(result.index)
+
+
+def test_chunked_uploads_are_accepted_and_bad_ones_print_no_traceback(start_collector, tmp_path):
+    """libcurl-based reporters upload with Transfer-Encoding: chunked (no Content-Length)."""
+    server = start_collector()
+    dump = os.urandom(300_000)
+    root = str(tmp_path / "crashes")
+    for use_gzip in (False, True):
+        body, headers = multipart_body({"ProductName": "Chunky", "Version": "1"}, {"upload_file_minidump": dump})
+        if use_gzip:
+            body, headers = gzip_body(body, headers)
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
+        response = requests.post(server.url + "/submit", data=chunks, headers=headers, timeout=30)
+        assert response.request.headers["Transfer-Encoding"] == "chunked"
+        assert response.status_code == 200, response.text
+        crash_id = response.text.strip().removeprefix("CrashID=bp-")
+        assert wait_until_stored(root, [crash_id], timeout=10) == set()
+        assert stored_sha256(root, crash_id) == hashlib.sha256(dump).hexdigest()
+        with open(os.path.join(root, *raw_crash_key(crash_id).split("/"))) as fp:
+            assert json.load(fp)["metadata"]["payload_size"] == len(body)
+    garbage = (part for part in (b"--x\r\nnot a multipart body", b"\r\n--x--\r\n"))
+    response = requests.post(
+        server.url + "/submit", data=garbage, timeout=30,
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert response.status_code == 400 and response.text.startswith("Discarded=malformed_")
+    server.stop()
+    with open(server.log_path, encoding="utf-8", errors="replace") as fp:
+        assert "Traceback" not in fp.read()
 
 
 def test_kill9_under_load_loses_no_answered_crash(start_collector, tmp_path):
