@@ -30,19 +30,25 @@ class Rule:
 
 
 class CopyAnnotationsRule(Rule):
-    """Product facts the client reported, under the processed crash's names."""
+    """Product facts the client reported, under the processed crash's names.
+
+    Each field takes the first non-empty annotation of its list.  Breakpad clients and
+    Socorro send ``ProductName``/``Version``; Electron sends the app's name and version
+    as ``_productName``/``_version`` (its ``prod``/``ver`` name Electron itself); other
+    Crashpad embedders follow Chromium with ``prod``/``ver``.
+    """
 
     FIELDS = {
-        "product": "ProductName",
-        "version": "Version",
-        "release_channel": "ReleaseChannel",
-        "build": "BuildID",
+        "product": ("ProductName", "_productName", "prod"),
+        "version": ("Version", "_version", "ver"),
+        "release_channel": ("ReleaseChannel",),
+        "build": ("BuildID",),
     }
 
     def action(self, crash_id, raw_crash, dumps, processed, notes):
-        for field, annotation in self.FIELDS.items():
-            value = raw_crash.get(annotation)
-            processed[field] = value if isinstance(value, str) and value else None
+        for field, annotations in self.FIELDS.items():
+            values = (raw_crash.get(annotation) for annotation in annotations)
+            processed[field] = next((v for v in values if isinstance(v, str) and v), None)
 
 
 def minidump_sha256(raw_crash, dump):

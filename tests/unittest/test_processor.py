@@ -131,6 +131,23 @@ def test_storage_without_local_files_gets_a_temp_copy(tmp_path, monkeypatch):
     assert processed["minidump_sha256"] == hashlib.sha256(DUMP.read_bytes()).hexdigest()
 
 
+@pytest.mark.parametrize(
+    "annotations,release",
+    [
+        ({"_productName": "Notes", "_version": "2.1.0", "prod": "Electron", "ver": "30.0.1"}, "Notes@2.1.0"),
+        ({"prod": "Chat", "ver": "5.0"}, "Chat@5.0"),
+    ],
+    ids=["electron", "crashpad"],
+)
+def test_electron_and_crashpad_names_give_product_and_release(tmp_path, sentry, annotations, release):
+    storage, processor = make(tmp_path, PROCESSOR_SENTRY_DSN=sentry.dsn)
+    raw = {k: v for k, v in RAW.items() if k not in ("ProductName", "Version")}
+    store(storage, raw={**raw, **annotations})
+    processed = processor.process_crash(CRASH_ID)
+    assert f"{processed['product']}@{processed['version']}" == release
+    assert sentry.envelopes()[0].get_event()["release"] == release
+
+
 def test_missing_crash_is_reported_not_sent(tmp_path, sentry):
     _, processor = make(tmp_path, PROCESSOR_SENTRY_DSN=sentry.dsn)
     assert processor.process_crash(CRASH_ID) is None
