@@ -17,6 +17,9 @@ from zlib_ng import zlib_ng as zlib
 from antenna.rawcrash import CrashReport
 
 SUPPORTED_CONTENT_TYPES = ("multipart/form-data", "multipart/mixed")
+# RFC 9110: "x-gzip" is to be read as "gzip".  Breakpad and Crashpad send nothing else.
+GZIP_ENCODINGS = ("gzip", "x-gzip")
+CONTENT_ENCODINGS = ("", "identity", *GZIP_ENCODINGS)
 
 # Dump names end up in storage keys and file paths: keep them boring.
 DUMP_NAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -205,7 +208,10 @@ def parse_body(body, boundary, content_encoding, limits):
     Pure CPU with no I/O: inflating and hashing release the GIL, so callers may run
     this in a thread while the gevent hub serves other requests.
     """
-    is_gzip = (content_encoding or "").strip().lower() == "gzip"
+    encoding = (content_encoding or "").strip().lower()
+    if encoding not in CONTENT_ENCODINGS:
+        raise MalformedCrashReport("unsupported_content_encoding")
+    is_gzip = encoding in GZIP_ENCODINGS
     if is_gzip:
         body = gunzip(body, limits.max_decompressed)
     report = CrashReport()

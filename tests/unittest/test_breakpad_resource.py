@@ -57,6 +57,14 @@ def test_gzip_and_multipart_mixed(collector):
     assert dumps["dump"] == DUMP
 
 
+@pytest.mark.parametrize("encoding", ["x-gzip", "GZIP"])
+def test_gzip_spellings(collector, encoding):
+    body, headers = gzip_body(*multipart_body({"ProductName": "App"}, {"upload_file_minidump": DUMP}))
+    crash_id = crash_id_of(collector.post(body, dict(headers, **{"Content-Encoding": encoding})))
+    collector.drain()
+    assert stored(collector, crash_id)[1]["dump"] == DUMP
+
+
 def test_json_extra_and_several_dumps(collector):
     body, headers = multipart_body(
         None,
@@ -129,6 +137,7 @@ def malformed_cases():
         ("no_boundary", good, {"Content-Type": "multipart/form-data"}),
         ("bad_gzip", b"not gzip at all", dict(good_headers, **{"Content-Encoding": "gzip"})),
         ("bad_gzip", gzip.compress(good)[:-20], dict(good_headers, **{"Content-Encoding": "gzip"})),
+        ("unsupported_content_encoding", good, dict(good_headers, **{"Content-Encoding": "br"})),
         ("no_annotations", no_annotations, na_headers),
         ("invalid_json", bad_json, bj_headers),
         ("bad_multipart", b"garbage without boundary", good_headers),
