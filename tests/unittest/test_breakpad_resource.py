@@ -9,6 +9,7 @@ import gevent.event
 import pytest
 
 from antenna import crashid
+from antenna.breakpad_resource import HUB_INFLATE_MAX, HUB_PARSE_MAX_BODY
 from testlib.multipart import gzip_body, multipart_body
 
 DUMP = b"MDMP" + bytes(range(256)) * 40
@@ -163,6 +164,24 @@ def test_too_large_compressed_and_gzip_bomb(make_collector):
     assert len(bomb) < 10_000
     resp = collector.post(bomb, bomb_headers)
     assert (resp.status_code, resp.text) == (400, "Discarded=malformed_too_large\n")
+
+
+@pytest.mark.parametrize(
+    "dump, use_gzip",
+    [
+        (os.urandom(HUB_PARSE_MAX_BODY + 1000), False),  # too big a body for the hub
+        (b"MDMP" + b"\0" * (HUB_INFLATE_MAX + 1000), True),  # small body, inflates too much
+    ],
+    ids=["big-body", "big-inflate"],
+)
+def test_crashes_too_big_for_the_hub_are_parsed_in_a_thread(collector, dump, use_gzip):
+    body, headers = multipart_body({"ProductName": "App"}, {"upload_file_minidump": dump})
+    if use_gzip:
+        body, headers = gzip_body(body, headers)
+        assert len(body) <= HUB_PARSE_MAX_BODY
+    crash_id = crash_id_of(collector.post(body, headers))
+    collector.drain()
+    assert stored(collector, crash_id)[1]["dump"] == dump
 
 
 def test_part_count_and_annotation_size_limits(make_collector):
