@@ -63,7 +63,13 @@ class Rule:
             return False
         condition = self.condition
         if callable(condition):
-            return bool(condition(throttler, value))
+            try:
+                return bool(condition(throttler, value))
+            except Exception as exc:
+                # Rules are written for well-formed crashes; a client value a rule cannot
+                # handle must not turn into a 500 (the client would retry it forever).
+                LOGGER.warning("throttle rule %s failed, treated as no match: %r", self.name, exc)
+                return False
         if isinstance(condition, re.Pattern):
             return isinstance(value, str) and condition.search(value) is not None
         return value == condition

@@ -36,7 +36,13 @@ class Route:
 
     def matches(self, raw_crash):
         if callable(self.condition):
-            return bool(self.condition(raw_crash))
+            try:
+                return bool(self.condition(raw_crash))
+            except Exception as exc:
+                # A crash with annotations the rule did not expect goes on to the next
+                # route (and the default DSN) rather than to no Sentry at all.
+                logger.warning("Sentry route %s failed, treated as no match: %r", self.name, exc)
+                return False
         for key, expected in self.condition.items():
             value = raw_crash.get(key)
             if not isinstance(value, str):

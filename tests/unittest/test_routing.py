@@ -51,6 +51,14 @@ def test_literal_and_callable_routes():
     assert r.pick_dsn({"Vendor": "Other"}) == (None, None)
 
 
+def test_a_route_that_raises_does_not_match(caplog):
+    r = router(PROCESSOR_SENTRY_DSN=DEFAULT,
+               PROCESSOR_SENTRY_ROUTES="tests.unittest.test_routing.TEST_ROUTES",
+               PROCESSOR_SENTRY_DSN_MOBILE=MOBILE)
+    assert r.pick_dsn({"Vendor": ["not", "a", "string"]}) == ("default", DEFAULT)
+    assert "Sentry route callable failed" in caplog.text
+
+
 def test_missing_named_dsn_fails_at_startup():
     with pytest.raises(ValueError, match="SENTRY_DSN_MOBILE"):
         router(PROCESSOR_SENTRY_ROUTES="processor.routes_example.ROUTES",

@@ -36,6 +36,16 @@ def test_first_matching_rule_decides():
     assert throttler.throttle({"Other": "x"}) == (t.ACCEPT, "NO_MATCH", 100)
 
 
+def test_a_rule_that_raises_does_not_match(caplog):
+    rules = [
+        Rule("numeric", "Version", lambda thr, v: int(v) > 3, t.REJECT),
+        Rule("defer", "*", t.always_match, t.DEFER),
+    ]
+    assert make(rules).throttle({"Version": "4"})[:2] == (t.REJECT, "numeric")
+    assert make(rules).throttle({"Version": "4.0b1"})[:2] == (t.DEFER, "defer")
+    assert "throttle rule numeric failed" in caplog.text
+
+
 def test_percentage_sampling_is_roughly_right():
     throttler = make([Rule("sample", "*", t.always_match, 25)])
     results = [throttler.throttle({})[0] for _ in range(4000)]
