@@ -6,6 +6,7 @@ Answers in one ``text/plain`` line that clients understand: ``CrashID=bp-<id>`` 
 is fsync'd in the spool and will reach storage.
 """
 
+import dataclasses
 import datetime
 import logging
 
@@ -122,11 +123,8 @@ class BreakpadSubmitterResource:
             max_parts=self.config("max_parts"),
             max_annotation=self.config("max_annotation_size"),
         )
-        self.hub_limits = PayloadLimits(
-            max_compressed=self.limits.max_compressed,
-            max_decompressed=min(self.limits.max_decompressed, HUB_INFLATE_MAX),
-            max_parts=self.limits.max_parts,
-            max_annotation=self.limits.max_annotation,
+        self.hub_limits = dataclasses.replace(
+            self.limits, max_decompressed=min(self.limits.max_decompressed, HUB_INFLATE_MAX)
         )
         self.parse_threads = gevent.threadpool.ThreadPool(PARSE_THREADS)
         self.crash_id_reuse = self.config("crash_id_reuse")

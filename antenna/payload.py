@@ -8,6 +8,7 @@ and the collector's throughput is bound by exactly this step; zlib-ng inflates t
 gzip stream in about half of zlib's time.
 """
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -40,14 +41,14 @@ class MalformedCrashReport(Exception):
         self.reason = reason
 
 
+@dataclasses.dataclass(frozen=True)
 class PayloadLimits:
     """The caps a body must respect; values come from the resource's config."""
 
-    def __init__(self, max_compressed, max_decompressed, max_parts, max_annotation):
-        self.max_compressed = max_compressed
-        self.max_decompressed = max_decompressed
-        self.max_parts = max_parts
-        self.max_annotation = max_annotation
+    max_compressed: int
+    max_decompressed: int
+    max_parts: int
+    max_annotation: int
 
 
 def sanitize_dump_name(name, index):

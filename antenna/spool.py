@@ -86,6 +86,15 @@ def write_file(path, data):
         fp.write(data)
 
 
+def unlink_all(paths, ignored):
+    """Remove every path, ignoring the ``ignored`` exceptions."""
+    for path in paths:
+        try:
+            os.unlink(path)
+        except ignored:
+            pass
+
+
 def load_manifest(path):
     """The raw crash a manifest holds; ``CorruptSpoolEntry`` if it is not complete."""
     try:
@@ -144,19 +153,12 @@ class Spool:
 
     def remove(self, entry):
         """Drop the spooled names (storage may still hold the files through hard links)."""
-        for path in entry.files:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        unlink_all(entry.files, FileNotFoundError)
 
     def discard(self, report):
-        """Drop a crash whose write failed half-way (it was never answered for)."""
-        for path in self.entry_for(report).files:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        """Drop a crash whose write failed half-way (it was never answered for); the disk
+        may be failing, so no error of it is raised."""
+        unlink_all(self.entry_for(report).files, OSError)
 
     def pending(self):
         """Entries in this worker's own folder (normally those still queued)."""
