@@ -12,6 +12,8 @@ import re
 
 from everett.manager import Option
 
+from antenna.product import with_product_names
+
 LOGGER = logging.getLogger(__name__)
 
 ACCEPT = 0  # save and process
@@ -97,8 +99,9 @@ class Throttler:
             default="antenna.throttler.ALL_PRODUCTS",
             parser=parse_attribute,
             doc=(
-                "Dotted path to the list of supported ProductName values; crashes "
-                "for other products are rejected as ``unsupported_product``. "
+                "Dotted path to the list of supported ProductName values (Electron's "
+                "``_productName`` or Crashpad's ``prod`` when ProductName is absent); "
+                "crashes for other products are rejected as ``unsupported_product``. "
                 "``ALL_PRODUCTS`` (None) supports every product."
             ),
         )
@@ -112,6 +115,7 @@ class Throttler:
 
     def throttle(self, raw_crash):
         """Return ``(result, rule_name, percentage)`` for a raw crash."""
+        raw_crash = with_product_names(raw_crash)
         if self.products is not None and raw_crash.get("ProductName") not in self.products:
             return REJECT, "unsupported_product", None
         if raw_crash.get("Throttleable") == "0":

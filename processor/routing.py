@@ -3,6 +3,8 @@
 Different products (or device families) usually belong to different Sentry projects. Rules
 live in a Python module named by ``PROCESSOR_SENTRY_ROUTES`` (a dotted path to a list of
 ``Route``), so they can use any logic; ``PROCESSOR_SENTRY_DSN`` is where everything else goes.
+Routes see ``ProductName``/``Version`` filled in from Electron's and Crashpad's names
+(``antenna.product.with_product_names``), so one route covers every client of a product.
 
 A route's ``dsn`` is either a DSN (contains ``://``), the name of a configuration key holding
 one (``"SENTRY_DSN_MOBILE"`` reads ``PROCESSOR_SENTRY_DSN_MOBILE`` or ``SENTRY_DSN_MOBILE``
@@ -20,6 +22,7 @@ from typing import Any
 from everett import NO_VALUE
 from everett.manager import Option
 
+from antenna.product import with_product_names
 from processor.sentry_delivery import mask_dsn
 
 logger = logging.getLogger(__name__)
@@ -103,6 +106,7 @@ class SentryRouter:
 
     def pick_dsn(self, raw_crash):
         """``(dsn_name, dsn)`` for this crash, or ``(None, None)`` to send nowhere."""
+        raw_crash = with_product_names(raw_crash)
         for route, dsn in self._routes:
             if route.matches(raw_crash):
                 return (route.name, dsn) if dsn else (None, None)

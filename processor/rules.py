@@ -13,6 +13,7 @@ import re
 import tempfile
 
 from antenna import storage_keys
+from antenna.product import PRODUCT_ANNOTATIONS, VERSION_ANNOTATIONS, first_annotation
 from processor.minidump_modules import parse_modules
 from processor.stackwalk_output import parse_stackwalk
 
@@ -32,23 +33,20 @@ class Rule:
 class CopyAnnotationsRule(Rule):
     """Product facts the client reported, under the processed crash's names.
 
-    Each field takes the first non-empty annotation of its list.  Breakpad clients and
-    Socorro send ``ProductName``/``Version``; Electron sends the app's name and version
-    as ``_productName``/``_version`` (its ``prod``/``ver`` name Electron itself); other
-    Crashpad embedders follow Chromium with ``prod``/``ver``.
+    Each field takes the first non-empty annotation of its list (for product and version,
+    whichever crash reporter sent them: see ``antenna.product``).
     """
 
     FIELDS = {
-        "product": ("ProductName", "_productName", "prod"),
-        "version": ("Version", "_version", "ver"),
+        "product": PRODUCT_ANNOTATIONS,
+        "version": VERSION_ANNOTATIONS,
         "release_channel": ("ReleaseChannel",),
         "build": ("BuildID",),
     }
 
     def action(self, crash_id, raw_crash, dumps, processed, notes):
         for field, annotations in self.FIELDS.items():
-            values = (raw_crash.get(annotation) for annotation in annotations)
-            processed[field] = next((v for v in values if isinstance(v, str) and v), None)
+            processed[field] = first_annotation(raw_crash, annotations)
 
 
 def minidump_sha256(raw_crash, dump):

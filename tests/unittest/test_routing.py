@@ -77,3 +77,14 @@ def test_parse_routes_rejects_non_routes():
     assert parse_routes("") == []
     with pytest.raises(ValueError):
         parse_routes("tests.unittest.test_routing.DEFAULT")
+
+
+def test_electron_and_crashpad_products_take_the_product_routes():
+    r = router(PROCESSOR_SENTRY_DSN=DEFAULT,
+               PROCESSOR_SENTRY_ROUTES="processor.routes_example.ROUTES",
+               PROCESSOR_SENTRY_DSN_MOBILE=MOBILE,
+               SENTRY_DSN_PIXEL=PIXEL)
+    assert r.pick_dsn({"_productName": "Focus", "_version": "2.0"}) == ("mobile", MOBILE)
+    assert r.pick_dsn({"prod": "Fenix", "Android_Model": "Pixel 8"}) == ("pixel", PIXEL)
+    # ProductName, when sent, wins over the fallbacks.
+    assert r.pick_dsn({"ProductName": "Desktop", "prod": "Fenix"}) == ("default", DEFAULT)

@@ -66,6 +66,16 @@ def test_products_list_rejects_unsupported():
     assert throttler.throttle({"ProductName": "MyApp"})[0] == t.ACCEPT
 
 
+def test_electron_and_crashpad_product_names_count_as_the_product():
+    throttler = make(products="antenna.throttle_rules_example.PRODUCTS")
+    assert throttler.throttle({"_productName": "MyApp"})[0] == t.ACCEPT
+    assert throttler.throttle({"prod": "MyApp Beta", "ver": "1.0"})[0] == t.ACCEPT
+    assert throttler.throttle({"prod": "Nope"})[:2] == (t.REJECT, "unsupported_product")
+    assert throttler.throttle({})[:2] == (t.REJECT, "unsupported_product")
+    rules = [Rule("v2", "Version", lambda thr, v: v.startswith("2"), t.DEFER)]
+    assert make(rules=rules).throttle({"_version": "2.1"})[:2] == (t.DEFER, "v2")
+
+
 def test_bad_rules_path_is_a_config_error():
     from everett import InvalidValueError
 
