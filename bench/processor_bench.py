@@ -73,7 +73,7 @@ RAW_CRASH = {
 STEPS = (
     "stackwalk",
     "load",
-    "read_modules",
+    "modules",
     "symbols",
     "parse",
     "signature",
@@ -113,7 +113,7 @@ def timed(step, function):
 
 def instrument_modules():
     """The rules module's module-level helpers (parse_modules, parse_stackwalk)."""
-    rules_module.parse_modules = timed("read_modules", rules_module.parse_modules)
+    rules_module.parse_modules = timed("modules", rules_module.parse_modules)
     rules_module.parse_stackwalk = timed("parse", rules_module.parse_stackwalk)
 
 
@@ -438,7 +438,7 @@ def run(args, jobs, tmp):
     print("\n=== per-crash breakdown (concurrency 1) ===")
     print(
         "steps: stackwalk = Stackwalker.walk (subprocess, spawn to exit); load = raw crash + "
-        "dumps + previous processed crash from FS storage; read_modules = parse_modules "
+        "dumps + previous processed crash from FS storage; modules = parse_modules "
         "(module list from the dump's bytes); symbols = "
         "SymbolsProvider.prepare; parse = parse_stackwalk; signature = siggen; json = "
         "processed crash serialization (1 save); fs_write = FS put (atomic write); "

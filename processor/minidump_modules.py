@@ -4,9 +4,7 @@ The symbols provider must know which ``<debug_file>/<debug_id>`` pairs a dump
 needs *before* ``minidump_stackwalk`` runs, so that remote symbols can be
 fetched in parallel into the cache the stackwalker reads. Only the header, the
 stream directory, the module list stream (type 4) and each module's name and
-CodeView record are read: :func:`parse_modules` from the dump's bytes when the
-caller holds them anyway (the processor does), :func:`read_modules` from a file
-through ``mmap``, so that a huge garbage file costs nothing more than its header.
+CodeView record are read, from the dump's bytes the processor holds anyway.
 
 Identifiers are formatted exactly as Breakpad's ``MinidumpModule`` does
 (``debug_file()``, ``debug_identifier()``, ``code_identifier()``), because the
@@ -17,7 +15,6 @@ problem yields ``[]`` (or skips the one bad module), never an exception.
 """
 
 import codecs
-import mmap
 import struct
 
 MINIDUMP_SIGNATURE = b"MDMP"
@@ -152,14 +149,3 @@ def parse_modules(dump):
     except (ValueError, struct.error, OverflowError):
         return []
 
-
-def read_modules(dump_path):
-    """:func:`parse_modules` of a dump file, or [] if it cannot be read."""
-    try:
-        with (
-            open(dump_path, "rb") as fp,
-            mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as buf,
-        ):
-            return parse_modules(buf)
-    except (OSError, ValueError):
-        return []

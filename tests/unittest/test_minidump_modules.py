@@ -1,13 +1,12 @@
-"""read_modules against the stackwalker's own module list for every corpus dump."""
+"""parse_modules against the stackwalker's own module list for every corpus dump."""
 
 import glob
 import os
-import time
 from pathlib import Path
 
 import pytest
 
-from processor.minidump_modules import read_modules
+from processor.minidump_modules import parse_modules
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 needs_corpus = pytest.mark.skipif(
@@ -40,7 +39,7 @@ def module_lines(expected):
 @needs_corpus
 @pytest.mark.parametrize("dump, expected", expected_cases())
 def test_modules_match_stackwalker(dump, expected):
-    modules = read_modules(dump)
+    modules = parse_modules(dump.read_bytes())
     got = sorted(
         (m["filename"], m["debug_file"], m["debug_id"], m["base_addr"], m["end_addr"])
         for m in modules
@@ -51,26 +50,16 @@ def test_modules_match_stackwalker(dump, expected):
 @needs_corpus
 def test_code_ids():
     by_name = {
-        m["filename"]: m for m in read_modules(CORPUS / "breakpad" / "minidump2.dmp")
+        m["filename"]: m for m in parse_modules((CORPUS / "breakpad" / "minidump2.dmp").read_bytes())
     }
     # PE: TimeDateStamp + SizeOfImage, as Breakpad prints it.
     assert by_name["test_app.exe"]["code_id"] == "45D35F6C2d000"
     by_name = {
         m["filename"]: m
-        for m in read_modules(CORPUS / "generated" / "breakpad_segv.dmp")
+        for m in parse_modules((CORPUS / "generated" / "breakpad_segv.dmp").read_bytes())
     }
     # ELF: the full build id, in file byte order.
     assert by_name["crash_bp"]["code_id"].startswith("0701188c1c3473")
-
-
-@needs_corpus
-def test_big_dumps_are_fast():
-    for dump in sorted((CORPUS / "mozilla-pgo").glob("*.dmp")):
-        started = time.perf_counter()
-        modules = read_modules(dump)
-        elapsed = time.perf_counter() - started
-        assert modules, dump
-        assert elapsed < 0.05, f"{dump.name}: {elapsed * 1000:.1f} ms"
 
 
 @needs_corpus
@@ -78,12 +67,9 @@ def test_big_dumps_are_fast():
     "name", sorted(os.listdir(CORPUS / "bad-input")) if CORPUS.is_dir() else []
 )
 def test_bad_input_returns_empty(name):
-    assert read_modules(CORPUS / "bad-input" / name) == []
+    assert parse_modules((CORPUS / "bad-input" / name).read_bytes()) == []
 
 
-def test_missing_and_garbage(tmp_path):
-    assert read_modules(tmp_path / "nope.dmp") == []
-    assert read_modules(tmp_path) == []
-    big = tmp_path / "random.dmp"
-    big.write_bytes(b"MDMP\x93\xa7\x00\x00" + b"\xff" * 5000)
-    assert read_modules(big) == []
+def test_empty_and_garbage():
+    assert parse_modules(b"") == []
+    assert parse_modules(b"MDMP\x93\xa7\x00\x00" + b"\xff" * 5000) == []

@@ -17,7 +17,7 @@ import boto3
 import pytest
 from everett.manager import ConfigManager
 
-from processor.minidump_modules import read_modules
+from processor.minidump_modules import parse_modules
 from processor.symbols import SymbolsProvider, symbol_relpath
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -155,7 +155,7 @@ def test_symbol_relpath():
 
 @needs_corpus
 def test_miss_then_hit_and_remembered_misses(tmp_path, served):
-    modules = read_modules(SEGV_DUMP)
+    modules = parse_modules(SEGV_DUMP.read_bytes())
     symbols = provider(tmp_path, urls=served.url)
     dirs = symbols.prepare(modules)
     assert dirs == [str(tmp_path / "cache")]
@@ -186,7 +186,7 @@ def test_miss_forgotten_after_ttl(tmp_path, served):
 def test_local_paths_win(tmp_path, served):
     local = str(CORPUS / "generated" / "symbols")
     symbols = provider(tmp_path, urls=served.url, paths=f"{local}, ")
-    dirs = symbols.prepare(read_modules(SEGV_DUMP))
+    dirs = symbols.prepare(parse_modules(SEGV_DUMP.read_bytes()))
     assert dirs == [local, str(tmp_path / "cache")]
     assert symbols.stats["local"] == 1
     assert served.count(CRASH_BP) == 0
@@ -342,7 +342,7 @@ def test_s3_source(tmp_path, s3_endpoint):
     s3.put_object(Bucket="symbols", Key="v1/" + "/".join(CRASH_BP), Body=sym)
 
     symbols = provider(tmp_path, urls="s3://symbols/v1", s3_endpoint_url=s3_endpoint)
-    modules = read_modules(SEGV_DUMP)
+    modules = parse_modules(SEGV_DUMP.read_bytes())
     symbols.prepare(modules)
     assert (tmp_path / "cache").joinpath(*CRASH_BP).read_bytes() == sym
     assert symbols.stats["fetched"] == 1
