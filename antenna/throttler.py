@@ -65,16 +65,24 @@ class Rule:
             return False
         condition = self.condition
         if callable(condition):
-            try:
-                return bool(condition(throttler, value))
-            except Exception as exc:
-                # Rules are written for well-formed crashes; a client value a rule cannot
-                # handle must not turn into a 500 (the client would retry it forever).
-                LOGGER.warning("throttle rule %s failed, treated as no match: %r", self.name, exc)
-                return False
+            return condition_holds(LOGGER, f"throttle rule {self.name}", condition, throttler, value)
         if isinstance(condition, re.Pattern):
             return isinstance(value, str) and condition.search(value) is not None
         return value == condition
+
+
+def condition_holds(logger, what, condition, *args):
+    """``bool(condition(*args))`` for an operator's rule (a throttle rule, a Sentry route).
+
+    Rules are written for well-formed crashes; one that raises on a client value it did
+    not expect counts as no match and is logged.  Otherwise the collector would answer
+    500 (the client retries forever) and the processor would send the crash nowhere.
+    """
+    try:
+        return bool(condition(*args))
+    except Exception as exc:
+        logger.warning("%s failed, treated as no match: %r", what, exc)
+        return False
 
 
 def always_match(throttler, value):

@@ -23,6 +23,7 @@ from everett import NO_VALUE
 from everett.manager import Option
 
 from antenna.product import with_product_names
+from antenna.throttler import condition_holds
 from processor.sentry_delivery import mask_dsn
 
 logger = logging.getLogger(__name__)
@@ -39,13 +40,8 @@ class Route:
 
     def matches(self, raw_crash):
         if callable(self.condition):
-            try:
-                return bool(self.condition(raw_crash))
-            except Exception as exc:
-                # A crash with annotations the rule did not expect goes on to the next
-                # route (and the default DSN) rather than to no Sentry at all.
-                logger.warning("Sentry route %s failed, treated as no match: %r", self.name, exc)
-                return False
+            # One that raises lets the crash go on to the next route and the default DSN.
+            return condition_holds(logger, f"Sentry route {self.name}", self.condition, raw_crash)
         for key, expected in self.condition.items():
             value = raw_crash.get(key)
             if not isinstance(value, str):
